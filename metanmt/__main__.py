@@ -1,0 +1,3 @@
+from metanmt.cli import main
+
+raise SystemExit(main())

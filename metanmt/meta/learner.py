@@ -1,0 +1,370 @@
+"""MAML, first-order MAML and Reptile around any ``nn.Module`` and loss, as one small learner.
+
+Parameters are handled as a dict of tensors and the model is run with ``torch.func.functional_call``:
+the inner loop never clones or patches the module. A loss function ``loss_fn(forward, batch)`` receives
+``forward(*args, **kwargs)`` (the model run with the current fast parameters) and a batch, so the core
+knows nothing of what a batch holds (token ids, images, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from metanmt.errors import MetaNMTError
+from metanmt.meta.episode import Episode
+from metanmt.meta.inner_optim import get_inner_update
+from metanmt.meta.params import check_names, select_fast_names
+
+LossFn = Callable[[Callable[..., Any], Any], torch.Tensor]
+ALGORITHMS = ("maml", "fomaml", "reptile")
+
+
+@dataclass
+class MetaConfig:
+    """Hyper-parameters of the episodic learner.
+
+    ``algorithm``: "maml" (exact second order), "fomaml" (first order) or "reptile".
+    ``inner_steps`` / ``eval_inner_steps``: adaptation steps while meta-training / in :meth:`MetaLearner.adapt`
+    (None: same as training). ``learn_inner_lr``: one learned step size per fast tensor and per step
+    (Meta-SGD/MAML++ style). ``fast_params``: glob patterns of the parameters adapted in the inner loop; the
+    others stay fixed there (they still receive meta-gradients). ``multi_step_loss``: average the query loss
+    after every inner step instead of using the last one (MAML++). ``bn_eval``: BatchNorm statistics used
+    when predicting with adapted parameters: "transductive" (statistics of the batch being predicted, as in
+    the MAML paper) or "support" (statistics of the support set, so each query is predicted on its own).
+    """
+
+    algorithm: Literal["maml", "fomaml", "reptile"] = "fomaml"
+    inner_steps: int = 1
+    eval_inner_steps: int | None = None
+    inner_lr: float = 0.01
+    learn_inner_lr: bool = False
+    inner_optimizer: Literal["sgd", "adam"] = "sgd"
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    fast_params: tuple[str, ...] = ("*",)
+    grad_clip: float | None = None
+    multi_step_loss: bool = False
+    bn_eval: Literal["transductive", "support"] = "transductive"
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise MetaNMTError(f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.inner_steps < 0 or (self.eval_inner_steps is not None and self.eval_inner_steps < 0):
+            raise MetaNMTError("inner steps must be >= 0")
+        if self.algorithm == "reptile" and (self.learn_inner_lr or self.multi_step_loss):
+            raise MetaNMTError("reptile supports neither learn_inner_lr nor multi_step_loss")
+        if self.bn_eval not in ("transductive", "support"):
+            raise MetaNMTError(f"bn_eval must be 'transductive' or 'support', not {self.bn_eval!r}")
+        self.fast_params = tuple([self.fast_params] if isinstance(self.fast_params, str) else self.fast_params)
+
+    @property
+    def test_steps(self) -> int:
+        return self.inner_steps if self.eval_inner_steps is None else self.eval_inner_steps
+
+
+@dataclass
+class MetaStepResult:
+    loss: float  # mean post-adaptation query loss over this step's tasks (all processes)
+    support_loss: float  # mean pre-adaptation support loss
+    tasks: int  # number of tasks in the meta-batch (all processes)
+    grad_norm: float | None = None
+
+
+@dataclass
+class Adapted:
+    """A model's adapted parameters, callable like the model itself (``adapted(x)``)."""
+
+    learner: MetaLearner
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    support_losses: list[float] = field(default_factory=list)
+
+    def __call__(self, *args, **kwargs):
+        learner = self.learner
+        transductive = learner.config.bn_eval == "transductive"
+        buffers = {k: v.clone() for k, v in self.buffers.items()} if transductive else self.buffers
+        with _batchnorm_mode(learner.model, train=transductive), learner._autocast():
+            return learner._call(self.params, buffers, args, kwargs)
+
+    def to_module(self) -> nn.Module:
+        """A stand-alone copy of the model holding the adapted weights (e.g. for ``generate``)."""
+        module = copy.deepcopy(self.learner.model)
+        state = {k: v.detach() for k, v in {**self.params, **self.buffers}.items()}
+        module.load_state_dict(state, strict=False)
+        return module
+
+
+class MetaLearner(nn.Module):
+    """Meta-trains ``model`` with MAML / FOMAML / Reptile.
+
+    >>> learner = MetaLearner(model, loss_fn, MetaConfig(algorithm="maml", inner_lr=0.4))
+    >>> opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+    >>> learner.meta_step(episodes, opt)          # one outer update from a meta-batch of episodes
+    >>> adapted = learner.adapt(support_batch)    # same inner loop, at test time
+    >>> predictions = adapted(query_inputs)
+
+    With an ``accelerate.Accelerator``, each process passes its own share of the meta-batch and the
+    meta-gradients are summed across processes (one all-reduce) before the outer step.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, config: MetaConfig | None = None,
+                 accelerator: Any | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+        self.config = config or MetaConfig()
+        self.accelerator = accelerator
+        self.fast_names = select_fast_names(model.named_parameters(), self.config.fast_params)
+        self._update = get_inner_update(self.config.inner_optimizer, self.config.adam_betas)
+        rows = max(self.config.inner_steps, self.config.test_steps, 1)
+        if self.config.learn_inner_lr:
+            like = dict(model.named_parameters())[self.fast_names[0]]
+            self.inner_lrs = nn.Parameter(torch.full((rows, len(self.fast_names)), float(self.config.inner_lr),
+                                                     dtype=like.dtype, device=like.device))
+        else:
+            self.inner_lrs = None
+
+    # ------------------------------------------------------------------ public API
+    def meta_step(self, episodes: Sequence[Episode], optimizer: torch.optim.Optimizer | None = None
+                  ) -> MetaStepResult:
+        """Compute the meta-gradient of ``episodes`` into ``.grad`` and, if given, take an optimizer step."""
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            self.zero_grad(set_to_none=True)
+        result = self.accumulate_meta_gradients(episodes)
+        if self.config.grad_clip is not None:
+            result.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip))
+        if optimizer is not None:
+            optimizer.step()
+        return result
+
+    def accumulate_meta_gradients(self, episodes: Sequence[Episode]) -> MetaStepResult:
+        """Add the mean (over all processes' tasks) meta-gradient of ``episodes`` to the parameters' ``.grad``."""
+        local = torch.tensor([float(len(episodes)), 0.0, 0.0], dtype=torch.float64)
+        total_tasks = int(self._all_reduce(local.clone())[0].item())
+        if total_tasks == 0:
+            raise MetaNMTError("meta_step got no episodes")
+        params = self._trainable()
+        before = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        for episode in episodes:
+            q_loss, s_loss = self._episode_meta_loss(episode, scale=1.0 / total_tasks)
+            local[1] += q_loss
+            local[2] += s_loss
+        self._all_reduce_grads(params)
+        for p, old in zip(params, before):
+            if old is not None:
+                p.grad = old if p.grad is None else p.grad + old
+        totals = self._all_reduce(local)
+        return MetaStepResult(loss=float(totals[1] / total_tasks), support_loss=float(totals[2] / total_tasks),
+                              tasks=total_tasks)
+
+    def adapt(self, support: Any, steps: int | None = None) -> Adapted:
+        """Adapt to a task's support batch with the inner loop (no meta-gradient graph) and return the result."""
+        steps = self.config.test_steps if steps is None else steps
+        support = self._to_device(support)
+        with torch.enable_grad():
+            fast, buffers, losses, _ = self._inner_loop(support, steps, create_graph=False, detach=True)
+        params = {**self._base_params(), **{k: v.detach() for k, v in fast.items()}}
+        if self.config.bn_eval == "support":
+            buffers = self._support_statistics(params, buffers, support)
+        return Adapted(self, params, buffers, losses)
+
+    def functional(self, params: dict[str, torch.Tensor]) -> Callable[..., Any]:
+        """``forward(*args, **kwargs)`` running the model with ``params`` (names checked against the model)."""
+        check_names(params, dict(self.model.named_parameters()))
+        merged = {**self._base_params(), **params}
+        buffers = dict(self.model.named_buffers())
+        return lambda *args, **kwargs: self._call(merged, buffers, args, kwargs)
+
+    # ------------------------------------------------------------------ the episode
+    def _episode_meta_loss(self, episode: Episode, scale: float) -> tuple[float, float]:
+        cfg = self.config
+        support, query = self._to_device(episode.support), self._to_device(episode.query)
+        _check_not_empty(support, "support", episode.task)
+        _check_not_empty(query, "query", episode.task)
+        if cfg.algorithm == "reptile":
+            fast, buffers, losses, _ = self._inner_loop(support, cfg.inner_steps, create_graph=False,
+                                                        detach=True)
+            base = self._base_params()
+            for name, phi in fast.items():  # Reptile's meta-gradient: theta - phi
+                theta = base[name]
+                g = (theta.detach() - phi) * scale
+                theta.grad = g if theta.grad is None else theta.grad + g
+            with torch.no_grad(), _batchnorm_mode(self.model, train=True), self._autocast():
+                q_loss = self.loss_fn(self._forward(fast, buffers), query)
+            return float(q_loss), losses[0] if losses else float(q_loss)
+        second_order = cfg.algorithm == "maml"
+        collect = (lambda f, b: self.loss_fn(f, query)) if cfg.multi_step_loss else None
+        with _attention_for_double_backward(second_order):
+            fast, buffers, losses, step_losses = self._inner_loop(
+                support, cfg.inner_steps, create_graph=second_order, detach=False, query_loss=collect)
+            with _batchnorm_mode(self.model, train=True), self._autocast():
+                q_loss = self.loss_fn(self._forward(fast, buffers), query)
+            meta_loss = torch.stack([*step_losses, q_loss]).mean() if collect else q_loss
+            (meta_loss * scale).backward()
+        return float(q_loss.detach()), losses[0] if losses else float(q_loss.detach())
+
+    def _inner_loop(self, support: Any, steps: int, create_graph: bool, detach: bool,
+                    query_loss: Callable | None = None):
+        """Run ``steps`` inner updates; return (fast params, buffers, support losses, query losses).
+
+        ``detach``: start from detached copies (Reptile, test-time adaptation): no graph back to the
+        initial parameters. Otherwise FOMAML keeps the identity path phi = theta - lr * g.detach(), so the
+        query gradient reaches theta (and the learned step sizes), while MAML keeps the full graph.
+        With ``query_loss`` (multi-step loss) the query losses after each step but the last are returned too.
+        """
+        base = self._base_params()
+        fast = {n: base[n].detach().requires_grad_() if detach else base[n] for n in self.fast_names}
+        buffers = {n: b.clone() for n, b in self.model.named_buffers()}  # running stats never polluted
+        state: dict = {}
+        losses: list[float] = []
+        step_losses: list[torch.Tensor] = []
+        with _batchnorm_mode(self.model, train=True):
+            for step in range(steps):
+                with self._autocast():
+                    loss = self.loss_fn(self._forward(fast, buffers), support)
+                if not torch.isfinite(loss):
+                    raise MetaNMTError(f"inner-loop loss is {float(loss)} at step {step}")
+                losses.append(float(loss.detach()))
+                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph,
+                                            allow_unused=True)
+                if not create_graph:
+                    grads = [None if g is None else g.detach() for g in grads]
+                new = self._update(list(fast.values()), grads, self._lrs(step), state, step)
+                if detach:
+                    new = [t.detach().requires_grad_() for t in new]
+                fast = dict(zip(fast.keys(), new))
+                if query_loss is not None and step < steps - 1:
+                    with self._autocast():
+                        step_losses.append(query_loss(self._forward(fast, buffers), None))
+        return fast, buffers, losses, step_losses
+
+    # ------------------------------------------------------------------ helpers
+    def _lrs(self, step: int) -> list[torch.Tensor | float]:
+        if self.inner_lrs is None:
+            return [self.config.inner_lr] * len(self.fast_names)
+        return list(self.inner_lrs[step].unbind())
+
+    def _base_params(self) -> dict[str, torch.Tensor]:
+        return dict(self.model.named_parameters())
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def _forward(self, fast: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> Callable[..., Any]:
+        params = {**self._base_params(), **fast}
+        return lambda *args, **kwargs: self._call(params, buffers, args, kwargs)
+
+    def _call(self, params, buffers, args, kwargs):
+        return functional_call(self.model, (params, buffers), args, kwargs)
+
+    def _support_statistics(self, params, buffers, support) -> dict[str, torch.Tensor]:
+        """BatchNorm running statistics recomputed exactly from the support set (non-transductive eval)."""
+        buffers = {k: v.clone() for k, v in buffers.items()}
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [m.momentum for m in bns]
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+                buffers[f"{name}.running_mean".lstrip(".")].zero_()
+                buffers[f"{name}.running_var".lstrip(".")].fill_(1.0)
+                buffers[f"{name}.num_batches_tracked".lstrip(".")].zero_()
+        try:
+            for m in bns:
+                m.momentum = None  # cumulative average: one pass gives the support set's exact statistics
+            with torch.no_grad(), _batchnorm_mode(self.model, train=True), self._autocast():
+                self.loss_fn(self._forward(params, buffers), support)
+        finally:
+            for m, mom in zip(bns, saved):
+                m.momentum = mom
+        return buffers
+
+    def _autocast(self):
+        return self.accelerator.autocast() if self.accelerator is not None else contextlib.nullcontext()
+
+    def _to_device(self, batch: Any) -> Any:
+        device = next(self.model.parameters()).device
+        return _move(batch, device)
+
+    def _world_size(self) -> int:
+        return 1 if self.accelerator is None else self.accelerator.num_processes
+
+    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self._world_size() == 1:
+            return tensor
+        return self.accelerator.reduce(tensor.to(self.accelerator.device), reduction="sum").cpu()
+
+    def _all_reduce_grads(self, params: list[nn.Parameter]) -> None:
+        """Sum the meta-gradients of all processes with one flat all-reduce (DDP hooks do not see
+        ``autograd.grad``/``create_graph`` graphs, so the reduction is explicit)."""
+        if self._world_size() == 1:
+            return
+        for dtype in {p.dtype for p in params}:
+            group = [p for p in params if p.dtype == dtype]
+            flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in group])
+            flat = self.accelerator.reduce(flat, reduction="sum")
+            for p, g in zip(group, flat.split([p.numel() for p in group])):
+                p.grad = g.view_as(p).clone()
+
+
+def _move(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return type(batch)({k: _move(v, device) for k, v in batch.items()})
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_move(v, device) for v in batch)
+    return batch
+
+
+def _first_tensor(batch: Any) -> torch.Tensor | None:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else []
+    for v in values:
+        t = _first_tensor(v)
+        if t is not None:
+            return t
+    return None
+
+
+def _check_not_empty(batch: Any, what: str, task: str) -> None:
+    t = _first_tensor(batch)
+    if batch is None or (t is not None and (t.dim() == 0 or t.shape[0] == 0)):
+        raise MetaNMTError(f"empty {what} set in episode of task {task!r}")
+
+
+@contextlib.contextmanager
+def _batchnorm_mode(model: nn.Module, train: bool) -> Iterator[None]:
+    """Temporarily put BatchNorm layers in train (batch statistics) or eval (running statistics) mode."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.training for m in bns]
+    for m in bns:
+        m.training = train
+    try:
+        yield
+    finally:
+        for m, mode in zip(bns, saved):
+            m.training = mode
+
+
+@contextlib.contextmanager
+def _attention_for_double_backward(enabled: bool) -> Iterator[None]:
+    """Second-order MAML differentiates through gradients; fused SDPA kernels have no double backward
+    (on CPU), the math kernel does. Models without SDPA are unaffected."""
+    if not enabled:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield

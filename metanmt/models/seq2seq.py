@@ -1,0 +1,138 @@
+"""The translation model: an HF MarianMT transformer built from a size preset and the shared SentencePiece model.
+
+Checkpoints are ordinary ``save_pretrained`` directories (model + tokenizer) so they load with
+``MarianMTModel.from_pretrained`` / ``MarianTokenizer.from_pretrained``; metanmt adds ``metanmt.json``
+(provenance: which system, language, fine-tuning size...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sentencepiece as spm
+
+from metanmt.errors import MetaNMTError
+
+PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
+INFO_FILE = "metanmt.json"
+
+
+@dataclass(frozen=True)
+class Preset:
+    d_model: int
+    layers: int
+    heads: int
+    ffn: int
+    max_positions: int = 256
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(d_model=64, layers=2, heads=4, ffn=128),  # tests: seconds on a CPU
+    "small": Preset(d_model=256, layers=3, heads=4, ffn=1024),  # CPU benchmarks
+    "base": Preset(d_model=512, layers=6, heads=8, ffn=2048),  # Gu et al. (2018), for GPUs
+}
+
+
+def build_tokenizer(spm_path: str | Path, out_dir: str | Path | None = None):
+    """A MarianTokenizer over one shared SentencePiece model (source X and target English share it)."""
+    from transformers import MarianTokenizer
+
+    spm_path = Path(spm_path)
+    if not spm_path.is_file():
+        raise MetaNMTError(f"SentencePiece model not found: {spm_path}")
+    sp = spm.SentencePieceProcessor(model_file=str(spm_path))
+    if (sp.pad_id(), sp.eos_id(), sp.unk_id()) != (PAD_ID, EOS_ID, UNK_ID):
+        raise MetaNMTError(
+            f"{spm_path}: expected pad/eos/unk ids {PAD_ID}/{EOS_ID}/{UNK_ID}, "
+            f"got {sp.pad_id()}/{sp.eos_id()}/{sp.unk_id()}"
+        )
+    work = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="metanmt-tok-"))
+    work.mkdir(parents=True, exist_ok=True)
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    (work / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    return MarianTokenizer(
+        source_spm=str(spm_path), target_spm=str(spm_path), vocab=str(work / "vocab.json"),
+        unk_token="<unk>", eos_token="</s>", pad_token="<pad>",
+    )
+
+
+def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa", dropout: float = 0.1):
+    """A randomly initialised MarianMT model of the given size preset with tied embeddings."""
+    from transformers import MarianConfig, MarianMTModel
+
+    if preset not in PRESETS:
+        raise MetaNMTError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    config = MarianConfig(
+        vocab_size=vocab_size, d_model=p.d_model, encoder_layers=p.layers, decoder_layers=p.layers,
+        encoder_attention_heads=p.heads, decoder_attention_heads=p.heads, encoder_ffn_dim=p.ffn,
+        decoder_ffn_dim=p.ffn, max_position_embeddings=p.max_positions, dropout=dropout,
+        activation_function="gelu", scale_embedding=True, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
+        forced_eos_token_id=EOS_ID, decoder_start_token_id=PAD_ID, bos_token_id=None,
+        share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+    )
+    config._attn_implementation = attn_implementation
+    return MarianMTModel(config)
+
+
+def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | None = None,
+                    extra_files: dict[str, Any] | None = None) -> Path:
+    """Write model + tokenizer (+ ``metanmt.json`` and extra torch files) atomically to ``path``.
+
+    Everything goes to a temporary sibling directory first, which then replaces ``path`` by rename, so a
+    crash never leaves a half-written checkpoint where a good one was.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info or {}, indent=2, sort_keys=True), encoding="utf-8")
+        for name, obj in (extra_files or {}).items():
+            torch.save(obj, tmp / name)
+        old = path.with_name(f".{path.name}.old")
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
+    """Load ``(model, tokenizer, info)`` from a checkpoint directory, with a clear error if it is broken."""
+    from transformers import MarianMTModel, MarianTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise MetaNMTError(f"{path} is not a metanmt/HF checkpoint directory (no config.json)")
+    try:
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = MarianMTModel.from_pretrained(path, **kwargs)
+        tokenizer = MarianTokenizer.from_pretrained(path)
+    except Exception as err:  # HF raises many types for truncated/corrupt files
+        raise MetaNMTError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+    if len(tokenizer) != model.config.vocab_size:
+        raise MetaNMTError(
+            f"checkpoint {path}: tokenizer has {len(tokenizer)} pieces but the model vocabulary is "
+            f"{model.config.vocab_size}"
+        )
+    info_file = path / INFO_FILE
+    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
+    return model, tokenizer, info
+
+
+def preset_dict(preset: str) -> dict[str, int]:
+    return asdict(PRESETS[preset])
