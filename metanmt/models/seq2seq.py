@@ -136,3 +136,11 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
 
 def preset_dict(preset: str) -> dict[str, int]:
     return asdict(PRESETS[preset])
+
+
+# Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only).
+PARAM_GROUPS: dict[str, tuple[str, ...]] = {
+    "all": ("*",),
+    "emb_enc": ("model.shared.*", "model.encoder.*"),
+    "emb": ("model.shared.*",),
+}

@@ -1,0 +1,15 @@
+"""``metanmt meta-train``: MetaNMT, meta-learning over the training languages."""
+
+from metanmt.commands._training import add_training_arguments, run_training
+
+HELP = ("Meta-train the translation model over the training languages (FOMAML by default; MAML, Reptile); "
+        "keeps the checkpoint with the best post-adaptation validation BLEU in OUT/best. "
+        "Multi-GPU: accelerate launch -m metanmt meta-train ...; re-running the command resumes.")
+
+
+def add_arguments(parser):
+    add_training_arguments(parser, meta=True)
+
+
+def run(args) -> int:
+    return run_training(args, "metanmt")

@@ -1,0 +1,1 @@
+"""Training: meta-training and the multilingual baseline (:mod:`.trainer`), fine-tuning (:mod:`.finetune`)."""

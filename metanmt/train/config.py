@@ -1,0 +1,119 @@
+"""Training configuration: dataclasses filled from the YAML file that also holds the ``data`` section.
+
+One YAML drives the pipeline: ``data`` (read by ``metanmt prepare``), ``model``, ``meta``, ``train``,
+``finetune`` and ``eval``. Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metanmt.errors import MetaNMTError
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "tiny"  # tiny | small | base (metanmt.models.seq2seq.PRESETS)
+    init_from: str | None = None  # an HF checkpoint directory to start from instead of random weights
+    dropout: float = 0.1
+
+
+@dataclass
+class MetaSection:
+    """Meta-training (MetaNMT). Defaults follow Gu et al. (2018): first-order MAML, one inner Adam step."""
+
+    algorithm: str = "fomaml"
+    inner_steps: int = 1
+    inner_lr: float = 1e-3
+    inner_optimizer: str = "adam"
+    fast_params: list[str] = field(default_factory=lambda: ["*"])
+    meta_batch: int = 4  # tasks per meta-step (split across processes)
+    support_tokens: int = 1000  # target tokens per support batch
+    query_tokens: int = 1000  # target tokens per query batch
+
+
+@dataclass
+class TrainSection:
+    """Shared by meta-training and the multilingual baseline, so both get the same budget and selection."""
+
+    steps: int = 200  # meta-steps; the baseline processes the same number of target tokens
+    lr: float = 5e-4
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    temperature: float = 1.0  # task sampling p ~ size^(1/T)
+    eval_every: int = 50
+    save_every: int = 50
+    seed: int = 1
+    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
+
+
+@dataclass
+class FinetuneSection:
+    lr: float = 3e-4
+    batch_tokens: int = 1000
+    max_steps: int = 200
+    eval_every: int = 20
+    patience: int = 3  # evaluations without dev-loss improvement before stopping
+    params: str = "all"  # all | emb_enc | emb
+    valid_steps: int = 20  # fine-tuning steps of the in-training validation (fixed, no early stopping)
+
+
+@dataclass
+class EvalSection:
+    beam: int = 4
+    length_penalty: float = 0.6
+    valid_sentences: int = 100  # dev sentences decoded for model selection during training
+    valid_beam: int = 1
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    meta: MetaSection = field(default_factory=MetaSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> TrainConfig:
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            values = raw.get(f.name) or {}
+            section_cls = type(getattr(cls(), f.name))
+            known = {x.name for x in dataclasses.fields(section_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise MetaNMTError(f"{source}: unknown key(s) in '{f.name}': {', '.join(unknown)} "
+                                   f"(known: {', '.join(sorted(known))})")
+            kwargs[f.name] = section_cls(**values)
+        extra = sorted(set(raw) - set(sections) - {"data"})
+        if extra:
+            raise MetaNMTError(f"{source}: unknown top-level section(s): {', '.join(extra)}")
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> TrainConfig:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise MetaNMTError(f"cannot read config {path}: {err}") from err
+        for section, values in (overrides or {}).items():
+            raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        return cls.from_dict(raw, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, *exclude: str) -> str:
+        """Hash of the settings that define a run (resume refuses a directory made with other settings)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,141 @@
+"""Fine-tuning on a few thousand tokens of one language, with early stopping on its dev loss.
+
+Used three ways: ``metanmt finetune`` (MetaNMT and MultiNMT alike), the validation inside training
+(fixed number of steps, no early stopping), and the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metanmt.errors import MetaNMTError
+from metanmt.models.seq2seq import PARAM_GROUPS
+from metanmt.tasks.translation import batches_by_tokens
+from metanmt.train.config import FinetuneSection
+
+
+@dataclass
+class FinetuneResult:
+    steps: int
+    best_step: int
+    best_dev_loss: float | None
+    train_tokens: int
+
+
+def seq2seq_loss(forward, batch) -> torch.Tensor:
+    """The loss the core differentiates: HF seq2seq cross-entropy (labels padded with -100)."""
+    return forward(**batch).loss
+
+
+def set_trainable(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter]:
+    """Freeze all parameters but the named group (``all``, ``emb_enc``, ``emb``); return the trainable ones."""
+    from fnmatch import fnmatchcase
+
+    if group not in PARAM_GROUPS:
+        raise MetaNMTError(f"unknown parameter group {group!r}; choose one of {', '.join(PARAM_GROUPS)}")
+    patterns = PARAM_GROUPS[group]
+    trainable = []
+    for name, p in model.named_parameters():
+        # sinusoidal position tables are fixed parameters in Marian: never train them
+        is_fixed = "embed_positions" in name
+        p.requires_grad_(not is_fixed and any(fnmatchcase(name, pat) for pat in patterns))
+        if p.requires_grad:
+            trainable.append(p)
+    return trainable
+
+
+@torch.no_grad()
+def dev_loss(model, pairs, batch_tokens: int) -> float:
+    """Token-weighted cross-entropy of ``pairs`` (the early-stopping criterion)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in batches_by_tokens(pairs, batch_tokens, rng=None):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = int((batch["labels"] != -100).sum())
+        total += float(model(**batch).loss) * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
+             early_stopping: bool = True, max_steps: int | None = None, progress: bool = False
+             ) -> FinetuneResult:
+    """Fine-tune ``model`` in place on ``train_pairs``; keep the weights of the best dev loss.
+
+    Without ``early_stopping`` it runs exactly ``max_steps`` steps (the in-training validation).
+    """
+    if len(train_pairs) == 0:
+        return FinetuneResult(steps=0, best_step=0, best_dev_loss=None, train_tokens=0)
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    trainable = set_trainable(model, cfg.params)
+    optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+    device = next(model.parameters()).device
+    batches = itertools.chain.from_iterable(
+        batches_by_tokens(train_pairs, cfg.batch_tokens, rng=rng) for _ in itertools.count())
+    steps = cfg.max_steps if max_steps is None else max_steps
+    best = (dev_loss(model, dev_pairs, cfg.batch_tokens), 0) if early_stopping else (None, 0)
+    best_state = copy.deepcopy(model.state_dict()) if early_stopping else None
+    bad_evals, tokens, step = 0, 0, 0
+    model.train()
+    bar = tqdm(total=steps, desc="fine-tune", disable=not progress, leave=False)
+    for step in range(1, steps + 1):
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        tokens += int((batch["labels"] != -100).sum())
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        if early_stopping and step % cfg.eval_every == 0:
+            loss_dev = dev_loss(model, dev_pairs, cfg.batch_tokens)
+            if loss_dev < best[0]:
+                best, bad_evals = (loss_dev, step), 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_evals += 1
+                if bad_evals >= cfg.patience:
+                    break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    set_trainable(model, "all")
+    return FinetuneResult(steps=step, best_step=best[1], best_dev_loss=best[0], train_tokens=tokens)
+
+
+def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int, output_dir: str | Path,
+                        cfg: FinetuneSection, data_dir: str | Path | None = None, seed: int = 1,
+                        progress: bool = True) -> Path:
+    """Fine-tune a checkpoint on ``tokens`` target tokens (draw ``draw``) of ``lang``; save to ``output_dir``.
+
+    ``tokens=0`` is zero-shot: the checkpoint is saved unchanged, with the provenance of a fine-tuning run.
+    """
+    from metanmt.data import PreparedData
+    from metanmt.models.seq2seq import load_checkpoint, save_checkpoint
+
+    model, tokenizer, info = load_checkpoint(model_dir)
+    data_dir = data_dir or info.get("data_dir")
+    if not data_dir:
+        raise MetaNMTError(f"{model_dir} records no prepared data directory: pass --data")
+    data = PreparedData.load(data_dir)
+    subset = data.finetune_subset(lang, tokens, draw)
+    dev = data.pairs(lang, "dev")
+    result = finetune(model, subset, dev, cfg, seed=seed + draw, progress=progress)
+    new_info = {**{k: v for k, v in info.items() if k not in ("step", "tokens")},
+                "base_model": str(Path(model_dir).resolve()), "data_dir": str(Path(data_dir).resolve()),
+                "lang": lang, "tokens": tokens, "draw": draw, "params": cfg.params,
+                "finetune": {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}}
+    return save_checkpoint(model, tokenizer, output_dir, new_info)

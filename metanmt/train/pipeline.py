@@ -1,0 +1,73 @@
+"""The whole experiment of Gu et al. (2018) as one function: prepare -> meta-train -> pretrain ->
+fine-tune at several sizes x draws on the test languages -> evaluate -> report.
+
+``metanmt quickstart`` runs it on the embedded demo corpus; the recipes run the same steps as separate
+commands. Every step skips work that is already complete, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from metanmt.errors import MetaNMTError
+
+
+def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: str | Path | None = None,
+                   langs: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
+                   draws: int | None = None, splits: Sequence[str] | None = None,
+                   max_eval_sentences: int | None = None, progress: bool = True) -> dict:
+    from metanmt.data import PreparedData
+    from metanmt.data.prepare import prepare
+    from metanmt.eval.evaluate import evaluate_model
+    from metanmt.eval.report import write_report
+    from metanmt.train.config import TrainConfig
+    from metanmt.train.finetune import finetune_checkpoint
+    from metanmt.train.trainer import SYSTEMS, train
+
+    out = Path(output_dir)
+    config = TrainConfig.load(config_path)
+    _step("1/5 prepare data")
+    data_dir = prepare(config_path, data_root, out / "data")
+    data = PreparedData.load(data_dir)
+    langs = list(langs or data.test_langs)
+    sizes = list(sizes if sizes is not None else data.finetune_sizes)
+    draws = data.num_draws if draws is None else draws
+    unknown = sorted(set(langs) - set(data.test_langs) - set(data.valid_langs))
+    if unknown:
+        raise MetaNMTError(f"languages {unknown} have no fine-tuning data; prepared: "
+                           f"{data.test_langs + data.valid_langs}")
+
+    best = {}
+    for i, system in enumerate(SYSTEMS):
+        _step(f"{2 + i}/5 train {system}")
+        best[system] = train(config, data_dir, out / system, system=system, progress=progress)  # resumes
+
+    _step("4/5 fine-tune and evaluate")
+    for system in SYSTEMS:
+        for lang in langs:
+            for tokens in sizes:
+                for draw in range(1 if tokens == 0 else draws):
+                    name = f"{system}/{lang}/{tokens}/draw{draw}"
+                    model_dir = _done_or(out / "finetune" / name, lambda: finetune_checkpoint(
+                        best[system], lang, tokens, draw, out / "finetune" / name, config.finetune,
+                        data_dir=data_dir, seed=config.train.seed, progress=progress))
+                    for split in splits or data.eval_splits(lang):
+                        result = out / "eval" / system / lang / f"{tokens}_draw{draw}_{split}.json"
+                        if not result.is_file():
+                            evaluate_model(model_dir, lang, split, result, data_dir=data_dir,
+                                           beam=config.eval.beam, length_penalty=config.eval.length_penalty,
+                                           max_sentences=max_eval_sentences)
+    _step("5/5 report")
+    report = write_report(out / "eval", out / "report")
+    print(f"report: {out / 'report' / 'report.md'}")
+    return report
+
+
+def _done_or(path: Path, make) -> Path:
+    """``path`` if an earlier run completed it, else the result of ``make()``."""
+    return path if (path / "config.json").is_file() else Path(make())
+
+
+def _step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)

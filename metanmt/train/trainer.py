@@ -1,0 +1,248 @@
+"""Meta-training (MetaNMT) and the multilingual baseline (MultiNMT) in one loop, read top to bottom.
+
+Both systems see the same 18 tasks with the same sampling, process the same number of target tokens
+(``train.steps`` meta-steps define the budget), are validated the same way (fine-tune on each validation
+language's support subset, BLEU on its dev set) and keep the best checkpoint in ``OUT/best``.
+``OUT/last`` holds the latest checkpoint plus the training state, so re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metanmt.errors import MetaNMTError
+from metanmt.train.config import TrainConfig
+
+SYSTEMS = ("metanmt", "multinmt")
+STATE_FILE = "training_state.pt"
+
+
+def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, system: str = "metanmt",
+          progress: bool = True) -> Path:
+    """Train ``system`` and return the path of its best checkpoint."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from metanmt.data import PreparedData
+    from metanmt.meta import MetaConfig, MetaLearner
+    from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches
+    from metanmt.train.finetune import seq2seq_loss
+
+    if system not in SYSTEMS:
+        raise MetaNMTError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+    cfg, mc, tc = config, config.meta, config.train
+    out = Path(output_dir)
+    accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if mc.meta_batch % world:
+        raise MetaNMTError(f"meta.meta_batch={mc.meta_batch} must be divisible by the {world} processes")
+    data = PreparedData.load(data_dir)
+    run_info = {"system": system, "algorithm": mc.algorithm if system == "metanmt" else None,
+                "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
+                "fingerprint": cfg.fingerprint("eval"), "data_fingerprint": data.manifest.get("cache_key")}
+    _check_output_dir(out, run_info, accelerator.is_main_process)
+
+    # ---- model, tokenizer, tasks
+    torch.manual_seed(tc.seed)  # same initial weights on every process
+    model, tokenizer = _initial_model(cfg, data)
+    model.to(accelerator.device).train()
+    tasks = {lang: data.pairs(lang, "train") for lang in data.train_langs}
+    sampler = TaskSampler({lang: len(p) for lang, p in tasks.items()}, tc.temperature)
+    tokens_per_step = mc.meta_batch * (mc.inner_steps * mc.support_tokens + mc.query_tokens)
+    budget = tc.steps * tokens_per_step  # target tokens, the same for both systems
+
+    if system == "metanmt":
+        learner = MetaLearner(model, seq2seq_loss, MetaConfig(
+            algorithm=mc.algorithm, inner_steps=mc.inner_steps, inner_lr=mc.inner_lr,
+            inner_optimizer=mc.inner_optimizer, fast_params=tuple(mc.fast_params), grad_clip=tc.grad_clip),
+            accelerator=accelerator)
+        task_objs = {lang: TranslationTask(lang, pairs) for lang, pairs in tasks.items()}
+        trainable = list(learner.parameters())
+    else:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=tc.lr, betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _inverse_sqrt(s, tc.warmup_steps))
+    if system == "multinmt":
+        ddp_model, optimizer = accelerator.prepare(model, optimizer)
+
+    # ---- resume
+    state = {"step": 0, "tokens": 0, "best_bleu": -1.0, "best_step": 0}
+    rng = np.random.default_rng([tc.seed, rank])  # per-process task/batch sampling
+    last = out / "last"
+    if (last / STATE_FILE).is_file():
+        state = _load_state(last, model, optimizer, scheduler, rng, rank)
+        if accelerator.is_main_process:
+            print(f"resuming {system} from {last} at step {state['step']} ({state['tokens']} tokens)")
+    if system == "multinmt":
+        batches = multilingual_batches(tasks, tc.temperature, tokens_per_step // world, rng)
+
+    # ---- the loop
+    bar = tqdm(total=budget, initial=state["tokens"], unit="tok", unit_scale=True, desc=system,
+               disable=not (progress and accelerator.is_main_process))
+    last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), state["tokens"]
+    while state["tokens"] < budget:
+        state["step"] += 1
+        if system == "metanmt":
+            langs = sampler.sample(rng, mc.meta_batch // world)
+            episodes = [task_objs[lang].episode(rng, mc.support_tokens, mc.query_tokens) for lang in langs]
+            loss = learner.meta_step(episodes, optimizer).loss
+            n_tokens = sum(mc.inner_steps * _target_tokens(e.support) + _target_tokens(e.query)
+                           for e in episodes)
+        else:
+            _, batch = next(batches)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            with accelerator.autocast():
+                loss_t = ddp_model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss_t)
+            accelerator.clip_grad_norm_(ddp_model.parameters(), tc.grad_clip)
+            optimizer.step()
+            loss = float(accelerator.reduce(loss_t.detach(), reduction="mean"))
+            n_tokens = _target_tokens(batch)
+        scheduler.step()
+        step_tokens = int(accelerator.reduce(torch.tensor(n_tokens, device=accelerator.device), "sum"))
+        state["tokens"] += step_tokens
+        bar.update(step_tokens)
+        done = state["tokens"] >= budget
+        record: dict[str, Any] = {"step": state["step"], "tokens": state["tokens"], "loss": round(loss, 5),
+                                  "lr": scheduler.get_last_lr()[0]}
+        if state["step"] % tc.eval_every == 0 or done:
+            if accelerator.is_main_process:
+                bleu = validate(model, tokenizer, data, cfg, seed=tc.seed)
+                record.update(valid_bleu=bleu)
+                last_bleu = bleu["mean"]
+                if last_bleu > state["best_bleu"]:
+                    state.update(best_bleu=last_bleu, best_step=state["step"])
+                    _save(model, tokenizer, out / "best", {**run_info, **state})
+            accelerator.wait_for_everyone()
+        elapsed = time.perf_counter() - t0
+        record["tokens_per_s"] = round((state["tokens"] - tokens_at_t0) / max(elapsed, 1e-9), 1)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}",
+                        bleu="-" if last_bleu is None else f"{last_bleu:.2f}")
+        if accelerator.is_main_process:
+            with open(out / "train_log.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+        if state["step"] % tc.save_every == 0 or done:
+            _save_state(out / "last", model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator)
+    bar.close()
+    if not (out / "best").exists():
+        raise MetaNMTError(f"{out}: training ended without a validation checkpoint")
+    return out / "best"
+
+
+def validate(model, tokenizer, data, cfg: TrainConfig, seed: int) -> dict[str, float]:
+    """Post-adaptation validation BLEU: fine-tune a copy on each validation language's smallest
+    non-empty fine-tuning subset for ``finetune.valid_steps`` steps, then decode part of its dev set."""
+    sizes = [s for s in data.finetune_sizes if s > 0]
+    scores = {}
+    with torch.random.fork_rng():  # validation must not shift the training run's random stream
+        for lang in data.valid_langs:
+            scores[lang] = _valid_bleu(model, tokenizer, data, cfg, lang, sizes[0] if sizes else 0, seed)
+    scores["mean"] = round(sum(scores.values()) / max(len(scores), 1), 3)
+    return scores
+
+
+def _valid_bleu(model, tokenizer, data, cfg: TrainConfig, lang: str, size: int, seed: int) -> float:
+    import copy
+
+    from metanmt.eval.generate import translate
+    from metanmt.eval.metrics import corpus_scores
+    from metanmt.train.finetune import finetune
+
+    adapted = copy.deepcopy(model)
+    if size:
+        support = data.finetune_subset(lang, size, 0)
+        finetune(adapted, support, None, cfg.finetune, seed=seed, early_stopping=False,
+                 max_steps=cfg.finetune.valid_steps)
+    dev = data.pairs(lang, "dev")
+    n = min(len(dev), cfg.eval.valid_sentences)
+    adapted.eval()
+    hyps = translate(adapted, tokenizer, dev.src_text[:n], num_beams=cfg.eval.valid_beam, progress=False)
+    return round(corpus_scores(hyps, dev.tgt_text[:n]).bleu, 3)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _inverse_sqrt(step: int, warmup: int) -> float:
+    step = max(step, 1)
+    return min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
+
+
+def _target_tokens(batch: dict[str, torch.Tensor]) -> int:
+    return int((batch["labels"] != -100).sum())
+
+
+def _initial_model(cfg: TrainConfig, data):
+    from metanmt.models.seq2seq import build_model, build_tokenizer, load_checkpoint
+
+    if cfg.model.init_from:
+        model, tokenizer, _ = load_checkpoint(cfg.model.init_from)
+        if model.config.vocab_size != data.vocab_size:
+            raise MetaNMTError(f"--init-from {cfg.model.init_from}: vocabulary {model.config.vocab_size} "
+                               f"does not match the prepared data's {data.vocab_size}")
+        return model, tokenizer
+    tokenizer = build_tokenizer(data.spm_path)
+    return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout), tokenizer
+
+
+def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
+    """Refuse to resume a directory that another config or system wrote."""
+    info_file = out / "run.json"
+    if info_file.is_file():
+        old = json.loads(info_file.read_text(encoding="utf-8"))
+        for key in ("system", "fingerprint", "data_fingerprint"):
+            if old.get(key) != run_info.get(key):
+                raise MetaNMTError(f"{out} holds a {old.get('system')} run with a different {key} "
+                                   f"({old.get(key)} != {run_info.get(key)}); use another --output-dir")
+    elif is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        info_file.write_text(json.dumps(run_info, indent=2), encoding="utf-8")
+
+
+def _save(model, tokenizer, path: Path, info: dict, extra_files: dict | None = None) -> None:
+    from metanmt.models.seq2seq import save_checkpoint
+
+    save_checkpoint(model, tokenizer, path, {k: v for k, v in info.items() if k != "config"}, extra_files)
+
+
+def _save_state(path: Path, model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator) -> None:
+    """The resumable checkpoint: weights, optimizer, scheduler, step/token counters and every RNG."""
+    from accelerate.utils import gather_object
+
+    rngs = [(rng.bit_generator.state, torch.get_rng_state())]
+    rngs = gather_object(rngs) if accelerator.num_processes > 1 else rngs
+    if accelerator.is_main_process:
+        training_state = {"state": dict(state), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "rngs": rngs}
+        _save(model, tokenizer, path, {**run_info, **state}, {STATE_FILE: training_state})
+    accelerator.wait_for_everyone()
+
+
+def _load_state(path: Path, model, optimizer, scheduler, rng, rank: int) -> dict:
+    from metanmt.models.seq2seq import load_checkpoint
+
+    try:
+        saved, _, _ = load_checkpoint(path)
+        training_state = torch.load(path / STATE_FILE, weights_only=False)
+    except MetaNMTError:
+        raise
+    except Exception as err:
+        raise MetaNMTError(f"corrupt training state in {path}: {type(err).__name__}: {err}") from err
+    missing = model.load_state_dict(saved.state_dict(), strict=False)
+    if missing.missing_keys or missing.unexpected_keys:
+        raise MetaNMTError(f"checkpoint {path} does not match the configured model: {missing}")
+    optimizer.load_state_dict(training_state["optimizer"])
+    scheduler.load_state_dict(training_state["scheduler"])
+    rngs = training_state["rngs"]
+    if rank >= len(rngs):
+        raise MetaNMTError(f"{path} was written by {len(rngs)} process(es); resume with the same number")
+    rng.bit_generator.state = rngs[rank][0]
+    torch.set_rng_state(rngs[rank][1])
+    return dict(training_state["state"])
+
