@@ -49,9 +49,10 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
             for tokens in sizes:
                 for draw in range(1 if tokens == 0 else draws):
                     name = f"{system}/{lang}/{tokens}/draw{draw}"
-                    model_dir = _done_or(out / "finetune" / name, lambda: finetune_checkpoint(
-                        best[system], lang, tokens, draw, out / "finetune" / name, config.finetune,
-                        data_dir=data_dir, seed=config.train.seed, progress=progress))
+                    model_dir = out / "finetune" / name
+                    if not (model_dir / "config.json").is_file():  # checkpoints appear atomically
+                        finetune_checkpoint(best[system], lang, tokens, draw, model_dir, config.finetune,
+                                            data_dir=data_dir, seed=config.train.seed, progress=progress)
                     for split in splits or data.eval_splits(lang):
                         result = out / "eval" / system / lang / f"{tokens}_draw{draw}_{split}.json"
                         if not result.is_file():
@@ -62,11 +63,6 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     report = write_report(out / "eval", out / "report")
     print(f"report: {out / 'report' / 'report.md'}")
     return report
-
-
-def _done_or(path: Path, make) -> Path:
-    """``path`` if an earlier run completed it, else the result of ``make()``."""
-    return path if (path / "config.json").is_file() else Path(make())
 
 
 def _step(title: str) -> None:
