@@ -16,6 +16,15 @@ from metanmt.errors import MetaNMTError
 
 # command name -> (module, one-line help). Add a command by adding a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("metanmt.commands.prepare", "Clean, split, train the shared SentencePiece model and encode the corpora of a config."),
+    "meta-train": ("metanmt.commands.meta_train", "Meta-train (FOMAML/MAML/Reptile) over the training languages."),
+    "pretrain": ("metanmt.commands.pretrain", "Train the multilingual baseline at the same budget."),
+    "finetune": ("metanmt.commands.finetune", "Fine-tune a checkpoint on a few thousand tokens of a language."),
+    "fewshot": ("metanmt.commands.fewshot", "Meta-train and evaluate on an image few-shot benchmark (Omniglot, Mini-ImageNet)."),
+    "fewshot-report": ("metanmt.commands.fewshot_report", "Render few-shot results beside the published MAML/ProtoNet numbers."),
+    "evaluate": ("metanmt.commands.evaluate", "Translate a test split with beam search and score it with sacrebleu (BLEU, chrF)."),
+    "translate": ("metanmt.commands.translate", "Translate stdin (one sentence per line) to English with a checkpoint."),
+    "report": ("metanmt.commands.report", "Collect evaluations into report.json/report.md and the BLEU-vs-size plot."),
 }
 
 

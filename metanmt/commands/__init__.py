@@ -1,0 +1,1 @@
+"""One module per ``metanmt`` sub-command (see :mod:`metanmt.cli`)."""

@@ -1,0 +1,51 @@
+"""``metanmt translate``: translate stdin to English, one sentence per line, with a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Translate stdin (one sentence per line) to English with a checkpoint."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
+    parser.add_argument("--lang", required=True, metavar="XX", help="ISO 639-1 code of the input language")
+    parser.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
+    parser.add_argument("--length-penalty", type=float, default=0.6,
+                        help="exponent alpha: beam scores are divided by length**alpha")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
+    parser.add_argument("--device", default=None, help="torch device (unset: cuda if available, else cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from metanmt.data.languages import source_language
+    from metanmt.errors import MetaNMTError
+    from metanmt.eval.generate import translate
+    from metanmt.models.seq2seq import load_checkpoint
+
+    source_language(args.lang)  # the model is X->English: the code is informational, but must be real
+    model, tokenizer, info = load_checkpoint(args.model)
+    trained_on = info.get("lang")
+    if info.get("tokens") and isinstance(trained_on, str) and trained_on != args.lang:
+        print(f"metanmt translate: warning: {args.model} was fine-tuned on {trained_on!r}, input is "
+              f"declared {args.lang!r}", file=sys.stderr)
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MetaNMTError(f"standard input is not UTF-8 text: {err}") from err
+    # split on "\n" only (str.splitlines also splits on form feeds, U+2028...): one output line per input line
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines[-1] == "":
+        lines.pop()  # the final newline ends the last line, it does not start an empty one
+    model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    outputs = translate(
+        model, tokenizer, lines, num_beams=args.beam, length_penalty=args.length_penalty,
+        batch_size=args.batch_size, max_tokens=args.max_tokens, progress=None, desc=args.lang,
+    )
+    sys.stdout.buffer.write("".join(f"{line}\n" for line in outputs).encode("utf-8"))
+    sys.stdout.flush()
+    return 0
