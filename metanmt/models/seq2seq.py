@@ -11,7 +11,8 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def build_tokenizer(spm_path: str | Path, out_dir: str | Path | None = None):
     """A MarianTokenizer over one shared SentencePiece model (source X and target English share it)."""
     from transformers import MarianTokenizer
 
+    _quiet_hf()
     spm_path = Path(spm_path)
     if not spm_path.is_file():
         raise MetaNMTError(f"SentencePiece model not found: {spm_path}")
@@ -81,6 +83,16 @@ def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa",
     return MarianMTModel(config)
 
 
+def _quiet_hf() -> None:
+    """HF shows a progress bar for every shard it reads or writes (noise for our small, frequent checkpoints),
+    and MarianTokenizer recommends sacremoses, whose punctuation normalisation our SentencePiece-encoded
+    training data never had: we deliberately do without it."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+
+
 def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | None = None,
                     extra_files: dict[str, Any] | None = None) -> Path:
     """Write model + tokenizer (+ ``metanmt.json`` and extra torch files) atomically to ``path``.
@@ -93,6 +105,7 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    _quiet_hf()
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -116,6 +129,7 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
     from transformers import MarianMTModel, MarianTokenizer
 
     path = Path(path)
+    _quiet_hf()
     if not (path / "config.json").is_file():
         raise MetaNMTError(f"{path} is not a metanmt/HF checkpoint directory (no config.json)")
     try:
@@ -132,10 +146,6 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
     info_file = path / INFO_FILE
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     return model, tokenizer, info
-
-
-def preset_dict(preset: str) -> dict[str, int]:
-    return asdict(PRESETS[preset])
 
 
 # Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only).

@@ -99,7 +99,7 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
         optimizer.step()
         tokens += int((batch["labels"] != -100).sum())
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}")
         if early_stopping and step % cfg.eval_every == 0:
             loss_dev = dev_loss(model, dev_pairs, cfg.batch_tokens)
             if loss_dev < best[0]:

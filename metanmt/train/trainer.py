@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,11 @@ STATE_FILE = "training_state.pt"
 
 
 def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, system: str = "metanmt",
-          progress: bool = True) -> Path:
-    """Train ``system`` and return the path of its best checkpoint."""
+          progress: bool = True, callbacks: Sequence[Callable[[dict], None]] = ()) -> Path:
+    """Train ``system`` and return the path of its best checkpoint.
+
+    ``callbacks`` are called with each step's log record, after that step's checkpoint (if any) is saved.
+    """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -80,8 +84,11 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
         state = _load_state(last, model, optimizer, scheduler, rng, rank)
         if accelerator.is_main_process:
             print(f"resuming {system} from {last} at step {state['step']} ({state['tokens']} tokens)")
-    if system == "multinmt":
-        batches = multilingual_batches(tasks, tc.temperature, tokens_per_step // world, rng)
+    if system == "multinmt":  # its own stream, replayed up to the resumed step (it buffers shuffled passes)
+        batches = multilingual_batches(tasks, tc.temperature, tokens_per_step // world,
+                                       np.random.default_rng([tc.seed, rank, 1]))
+        for _ in range(state["step"]):
+            next(batches)
 
     # ---- the loop
     bar = tqdm(total=budget, initial=state["tokens"], unit="tok", unit_scale=True, desc=system,
@@ -131,6 +138,8 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
                 log.write(json.dumps(record) + "\n")
         if state["step"] % tc.save_every == 0 or done:
             _save_state(out / "last", model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator)
+        for callback in callbacks:
+            callback(record)
     bar.close()
     if not (out / "best").exists():
         raise MetaNMTError(f"{out}: training ended without a validation checkpoint")

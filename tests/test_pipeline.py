@@ -1,0 +1,209 @@
+"""MetaNMT vs MultiNMT end to end on the tiny preset: pipeline, resume after kill -9, fine-tuning learns,
+bad checkpoints, two processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from metanmt.errors import MetaNMTError
+from metanmt.train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "metanmt" / "configs" / "demo.yaml"
+
+TINY = {
+    "model": {"preset": "tiny", "dropout": 0.1},
+    "meta": {"meta_batch": 2, "support_tokens": 200, "query_tokens": 200},
+    "train": {"steps": 4, "eval_every": 2, "save_every": 2, "warmup_steps": 2},
+    "finetune": {"valid_steps": 2, "max_steps": 6, "eval_every": 3, "batch_tokens": 400},
+    "eval": {"valid_sentences": 10, "beam": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    """The demo data section cut to 4 training languages, 1 validation and 1 test language."""
+    pytest.importorskip("django", reason="the demo corpus needs the 'demo' extra (pip install metanmt[demo])")
+    raw = yaml.safe_load(DEMO.read_text())
+    tasks = raw["data"]["tasks"]
+    tasks["train"]["languages"] = ["de", "es", "fr", "it"]
+    tasks["valid"]["languages"] = ["ro"]
+    tasks["test"]["languages"] = ["fi"]
+    raw["data"]["spm"]["vocab_size"] = 1000
+    raw["data"]["finetune"] = {"tokens": [0, 500], "draws": 1}
+    raw.update(TINY)
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny_config, tmp_path_factory) -> Path:
+    from metanmt.data.prepare import prepare
+
+    return prepare(tiny_config, None, tmp_path_factory.mktemp("data") / "prepared", progress=False)
+
+
+def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
+    from metanmt.train.pipeline import run_experiment
+
+    report = run_experiment(tiny_config, tmp_path / "run", splits=["test"], max_eval_sentences=20,
+                            progress=False)
+    for name in ("report.json", "report.md", "bleu_vs_size.png"):
+        assert (tmp_path / "run" / "report" / name).is_file(), name
+    evals = sorted((tmp_path / "run" / "eval").rglob("*.json"))
+    assert len(evals) == 4  # 2 systems x (zero-shot + 500 tokens) on fi/test
+    result = json.loads(evals[0].read_text())
+    assert result["bleu_signature"].startswith("nrefs:1") and result["num_sentences"] == 20
+    md = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "MetaNMT" in md and "MultiNMT" in md
+    assert report  # the report dict is returned too
+    # both systems processed the same token budget
+    logs = {s: (tmp_path / "run" / s / "train_log.jsonl").read_text().splitlines() for s in ("metanmt", "multinmt")}
+    per_step = 2 * (200 + 200)
+    budget = 4 * per_step
+    for lines in logs.values():  # each stops at the first step that reaches the budget
+        assert budget <= json.loads(lines[-1])["tokens"] < budget + per_step
+
+
+def _train_and_die(config: dict, system: str, data: str, out: str, die_at: int | None) -> None:
+    from metanmt.train.trainer import train
+
+    def kill(record):
+        if die_at is not None and record["step"] == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9: no cleanup, no final checkpoint
+
+    torch.set_num_threads(1)
+    train(TrainConfig.from_dict(config), data, out, system=system, progress=False, callbacks=[kill])
+
+
+def _run(config, system, data, out, die_at=None) -> int:
+    proc = mp.get_context("spawn").Process(target=_train_and_die,
+                                           args=(config, system, str(data), str(out), die_at))
+    proc.start()
+    proc.join(300)
+    return proc.exitcode
+
+
+@pytest.mark.parametrize("system", ["metanmt", "multinmt"])
+def test_resume_after_kill_gives_the_same_parameters(tiny_data, tmp_path, system):
+    config = {**TINY, "train": {**TINY["train"], "steps": 5, "eval_every": 10}}
+    assert _run(config, system, tiny_data, tmp_path / "straight") == 0
+    assert _run(config, system, tiny_data, tmp_path / "killed", die_at=3) == -signal.SIGKILL
+    state = torch.load(tmp_path / "killed" / "last" / "training_state.pt", weights_only=False)
+    assert state["state"]["step"] == 2  # the last checkpoint before the kill
+    assert _run(config, system, tiny_data, tmp_path / "killed") == 0  # same command again
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "straight" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "last" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    def log(run):
+        lines = (tmp_path / run / "train_log.jsonl").read_text().splitlines()
+        return [(r["step"], r["tokens"], r["loss"]) for r in map(json.loads, lines)]
+
+    straight, killed = log("straight"), log("killed")
+    assert killed[2][0] == 3 and killed[3][0] == 3  # step 3 ran before the kill and again after the resume
+    assert killed[:2] + killed[3:] == straight  # the same losses and token counts at every step
+
+
+def test_finetuning_learns_its_training_sentences(tiny_data):
+    """A fine-tuned tiny model reproduces a small fixed parallel set: the pipeline really learns."""
+    from metanmt.data import PreparedData
+    from metanmt.eval.generate import translate
+    from metanmt.eval.metrics import corpus_scores
+    from metanmt.models.seq2seq import build_model, build_tokenizer
+    from metanmt.train.config import FinetuneSection
+    from metanmt.train.finetune import finetune
+
+    data = PreparedData.load(tiny_data)
+    pairs = data.pairs("de", "train").subset(range(12))
+    torch.manual_seed(0)
+    model = build_model("tiny", data.vocab_size, dropout=0.0)
+    cfg = FinetuneSection(lr=3e-3, batch_tokens=2000, max_steps=250)
+    finetune(model, pairs, pairs, cfg, early_stopping=False)
+    hyps = translate(model.eval(), build_tokenizer(data.spm_path), pairs.src_text, num_beams=2, progress=False)
+    bleu = corpus_scores(hyps, pairs.tgt_text).bleu
+    assert bleu > 80, (bleu, hyps[:3], pairs.tgt_text[:3])
+
+
+def test_finetune_early_stopping_keeps_the_best_dev_loss(tiny_data):
+    from metanmt.data import PreparedData
+    from metanmt.models.seq2seq import build_model
+    from metanmt.train.config import FinetuneSection
+    from metanmt.train.finetune import dev_loss, finetune
+
+    data = PreparedData.load(tiny_data)
+    train_pairs, dev = data.pairs("fi", "train").subset(range(20)), data.pairs("fi", "dev")
+    torch.manual_seed(0)
+    model = build_model("tiny", data.vocab_size)
+    start = dev_loss(model, dev, 1000)
+    result = finetune(model, train_pairs, dev, FinetuneSection(lr=3e-3, max_steps=60, eval_every=5, patience=2))
+    assert result.best_dev_loss < start
+    assert dev_loss(model, dev, 1000) == pytest.approx(result.best_dev_loss, rel=1e-5)
+
+
+def test_corrupt_and_mismatched_checkpoints_are_clear_errors(tiny_data, tmp_path):
+    from metanmt.data import PreparedData
+    from metanmt.models.seq2seq import build_model, build_tokenizer, load_checkpoint, save_checkpoint
+    from metanmt.train.trainer import train
+
+    data = PreparedData.load(tiny_data)
+    ckpt = save_checkpoint(build_model("tiny", data.vocab_size), build_tokenizer(data.spm_path), tmp_path / "ck")
+    (ckpt / "model.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(MetaNMTError, match="cannot load checkpoint"):
+        load_checkpoint(ckpt)
+    with pytest.raises(MetaNMTError, match="not a metanmt/HF checkpoint"):
+        load_checkpoint(tmp_path)
+    other = save_checkpoint(build_model("tiny", data.vocab_size + 5), build_tokenizer(data.spm_path),
+                            tmp_path / "other")
+    with pytest.raises(MetaNMTError, match="tokenizer has"):
+        load_checkpoint(other)
+    cfg = TrainConfig.from_dict({**TINY, "model": {"preset": "tiny", "init_from": str(ckpt)}})
+    with pytest.raises(MetaNMTError, match="cannot load checkpoint"):
+        train(cfg, tiny_data, tmp_path / "run", progress=False)
+
+
+def test_output_dir_of_another_config_is_refused(tiny_data, tmp_path):
+    from metanmt.train.trainer import train
+
+    out = tmp_path / "run"
+    train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 2}}), tiny_data, out, progress=False)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(MetaNMTError, match="different fingerprint"):
+        train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 3}}), tiny_data, out,
+              progress=False)
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_unknown_config_key_is_an_error():
+    with pytest.raises(MetaNMTError, match="unknown key.*inner_lrr"):
+        TrainConfig.from_dict({"meta": {"inner_lrr": 0.1}})
+
+
+def test_meta_train_on_two_processes(tiny_config, tiny_data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29600 + os.getpid() % 1000), "-m", "metanmt", "meta-train",
+           "--config", str(tiny_config), "--data", str(tiny_data), "--output-dir", str(tmp_path / "run"),
+           "--steps", "2", "--no-progress"]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, len(log) + 1))
+    assert log[-1]["tokens"] >= 2 * 2 * (200 + 200)  # the budget of --steps 2, summed over both processes
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    state = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=False)
+    assert len(state["rngs"]) == 2  # one random stream per process, saved for resume
