@@ -17,6 +17,7 @@ from metanmt.errors import MetaNMTError
 # command name -> (module, one-line help). Add a command by adding a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("metanmt.commands.quickstart", "The main job end to end on the embedded demo corpus."),
+    "experiment": ("metanmt.commands.experiment", "Prepare, train both systems, fine-tune, evaluate, report."),
     "prepare": ("metanmt.commands.prepare", "Clean, split, train the shared SentencePiece model and encode the corpora of a config."),
     "meta-train": ("metanmt.commands.meta_train", "Meta-train (FOMAML/MAML/Reptile) over the training languages."),
     "pretrain": ("metanmt.commands.pretrain", "Train the multilingual baseline at the same budget."),

@@ -36,7 +36,8 @@ def prototype_logits(support_emb: torch.Tensor, support_y: torch.Tensor, query_e
 
 
 def protonet_loss(embed: Callable[[Any], torch.Tensor], support: tuple[Any, torch.Tensor],
-                  query: tuple[Any, torch.Tensor], ways: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  query: tuple[Any, torch.Tensor], ways: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean query cross-entropy, query accuracy in [0, 1]) for one episode.
 
     When the inputs are tensors, support and query go through ``embed`` as one batch, so that layers which

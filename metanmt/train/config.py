@@ -71,6 +71,8 @@ class EvalSection:
     length_penalty: float = 0.6
     valid_sentences: int = 100  # dev sentences decoded for model selection during training
     valid_beam: int = 1
+    ood_draws: int = 1  # out-of-domain test sets are decoded for this many draws of each size...
+    ood_max_sentences: int | None = None  # ...and at most this many sentences (None: all)
 
 
 @dataclass

@@ -16,7 +16,14 @@ from metanmt.errors import MetaNMTError
 def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: str | Path | None = None,
                    langs: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
                    draws: int | None = None, splits: Sequence[str] | None = None,
-                   max_eval_sentences: int | None = None, progress: bool = True) -> dict:
+                   max_eval_sentences: int | None = None, systems: Sequence[str] | None = None,
+                   progress: bool = True) -> dict:
+    """Run (or continue) the experiment in ``output_dir``; return the report.
+
+    ``systems`` restricts training/fine-tuning to some systems, so two processes can share the work
+    (e.g. one per system); the report covers every evaluation found. The out-of-domain test sets are
+    decoded for ``eval.ood_draws`` draws and at most ``eval.ood_max_sentences`` sentences (CPU budget).
+    """
     from metanmt.data import PreparedData
     from metanmt.data.prepare import prepare
     from metanmt.eval.evaluate import evaluate_model
@@ -24,6 +31,11 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     from metanmt.train.config import TrainConfig
     from metanmt.train.finetune import finetune_checkpoint
     from metanmt.train.trainer import SYSTEMS, train
+
+    systems = list(systems or SYSTEMS)
+    unknown_systems = sorted(set(systems) - set(SYSTEMS))
+    if unknown_systems:
+        raise MetaNMTError(f"unknown systems {unknown_systems}; choose from {list(SYSTEMS)}")
 
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
@@ -39,12 +51,13 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                            f"{data.test_langs + data.valid_langs}")
 
     best = {}
-    for i, system in enumerate(SYSTEMS):
+    for i, system in enumerate(systems):
         _step(f"{2 + i}/5 train {system}")
         best[system] = train(config, data_dir, out / system, system=system, progress=progress)  # resumes
 
     _step("4/5 fine-tune and evaluate")
-    for system in SYSTEMS:
+    ev = config.eval
+    for system in systems:
         for lang in langs:
             for tokens in sizes:
                 for draw in range(1 if tokens == 0 else draws):
@@ -54,11 +67,15 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                         finetune_checkpoint(best[system], lang, tokens, draw, model_dir, config.finetune,
                                             data_dir=data_dir, seed=config.train.seed, progress=progress)
                     for split in splits or data.eval_splits(lang):
+                        in_domain = split == "test"
+                        if not in_domain and draw >= ev.ood_draws:
+                            continue
                         result = out / "eval" / system / lang / f"{tokens}_draw{draw}_{split}.json"
                         if not result.is_file():
-                            evaluate_model(model_dir, lang, split, result, data_dir=data_dir,
-                                           beam=config.eval.beam, length_penalty=config.eval.length_penalty,
-                                           max_sentences=max_eval_sentences)
+                            evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam,
+                                           length_penalty=ev.length_penalty, progress=progress,
+                                           max_sentences=max_eval_sentences if in_domain
+                                           else ev.ood_max_sentences)
     _step("5/5 report")
     report = write_report(out / "eval", out / "report")
     print(f"report: {out / 'report' / 'report.md'}")

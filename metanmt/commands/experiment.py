@@ -1,0 +1,33 @@
+"""``metanmt experiment``: the whole MetaNMT vs MultiNMT experiment of a config, resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = ("Run an experiment end to end: prepare -> meta-train -> pretrain -> fine-tune (sizes x draws on the "
+        "test languages) -> evaluate -> report. Completed steps are skipped, so re-running continues.")
+
+
+def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = None,
+                  default_output: str | None = None) -> None:
+    parser.add_argument("--config", required=default_config is None, default=default_config,
+                        help="experiment YAML (data/model/meta/train/finetune/eval sections)")
+    parser.add_argument("--output-dir", required=default_output is None, default=default_output,
+                        help="where everything is written")
+    parser.add_argument("--data-root", help="root of the local corpora the config names")
+    parser.add_argument("--langs", nargs="+", help="languages to fine-tune on (None: the test languages)")
+    parser.add_argument("--sizes", nargs="+", type=int, help="fine-tuning sizes in tokens (None: the config's)")
+    parser.add_argument("--draws", type=int, help="random draws per size (None: the config's)")
+    parser.add_argument("--systems", nargs="+", choices=["metanmt", "multinmt"],
+                        help="only these systems (two processes can split the work)")
+    parser.add_argument("--max-eval-sentences", type=int, help="decode only the first N test sentences")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from metanmt.train.pipeline import run_experiment
+
+    run_experiment(args.config, args.output_dir, data_root=args.data_root, langs=args.langs, sizes=args.sizes,
+                   draws=args.draws, systems=args.systems, max_eval_sentences=args.max_eval_sentences,
+                   progress=not args.no_progress)
+    return 0

@@ -1,0 +1,1 @@
+"""Tasks: what the meta-learner samples episodes from (translation pairs, and others)."""

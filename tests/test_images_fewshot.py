@@ -1,0 +1,155 @@
+"""`metanmt fewshot` / `fewshot-report` end to end: on a fixture always, on the real Omniglot when given."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from metanmt.cli import main
+from metanmt.commands.fewshot_report import find_results, render
+from metanmt.errors import MetaNMTError
+from metanmt.fewshot import published_defaults
+from tests.test_images_omniglot import make_omniglot
+
+# 7 background alphabets (5 of them become the lake protocol's validation set) and 2 evaluation ones
+LAKE_LAYOUT = [("background", f"Bg{i}", 3) for i in range(7)] + [("evaluation", f"Ev{i}", 3) for i in (0, 1)]
+FIELDS = ("dataset", "protocol", "ways", "shots", "algorithm", "meta_steps", "eval_episodes", "accuracy",
+          "ci95", "seed")
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory):
+    return make_omniglot(tmp_path_factory.mktemp("omniglot"), LAKE_LAYOUT)
+
+
+@pytest.fixture
+def fewshot(fixture_root, tmp_path):
+    """``fewshot(name, *options)``: a small `metanmt fewshot` run on the fixture into ``tmp_path / name``."""
+
+    def run(name: str, *options: str) -> int:
+        return main(["fewshot", "--dataset", "omniglot", "--protocol", "lake",
+                     "--data-root", str(fixture_root), "--output-dir", str(tmp_path / name),
+                     "--cache-dir", str(tmp_path / "cache"), "--threads", "1", "--hidden", "8",
+                     "--val-episodes", "3", "--eval-episodes", "5", *options])
+
+    return run
+
+
+def read(path: Path) -> dict:
+    return json.loads((path / "results.json").read_text())
+
+
+def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_path):
+    common = ("--algorithm", "fomaml", "--meta-batch", "2", "--eval-every", "2", "--eval-inner-steps", "2")
+    assert fewshot("a", *common, "--meta-steps", "6") == 0
+    results = read(tmp_path / "a")
+    assert all(k in results for k in FIELDS)
+    assert (results["dataset"], results["protocol"], results["algorithm"]) == ("omniglot", "lake", "fomaml")
+    assert [results[k] for k in ("ways", "shots", "meta_steps", "eval_episodes")] == [5, 1, 6, 5]
+    assert 0 <= results["accuracy"] <= 100 and results["ci95"] >= 0
+    assert results["classes"] == {"train": 6, "val": 15, "test": 6}
+    assert [h["step"] for h in results["history"]] == [2, 4, 6]
+    assert results["config"]["inner_lr"] == 0.4 and results["config"]["inner_steps"] == 1  # published 5-way
+    assert results["timing"]["sampler_episodes_per_s"] > 0
+
+    # stop at 4, resume to 6: the same model and the same test accuracy as the uninterrupted run
+    assert fewshot("b", *common, "--meta-steps", "4") == 0
+    assert fewshot("b", *common, "--meta-steps", "6", "--resume") == 0
+    resumed = read(tmp_path / "b")
+    assert [h["step"] for h in resumed["history"]] == [2, 4, 6]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["accuracy"] == results["accuracy"]
+
+
+def test_protonet_model_is_tested_on_other_ways_with_init_from(fewshot, tmp_path):
+    proto = ("--algorithm", "protonet", "--train-ways", "6")
+    assert fewshot("p", *proto, "--meta-steps", "3", "--eval-every", "3") == 0
+    trained = read(tmp_path / "p")
+    assert trained["config"]["train_ways"] == 6 and trained["config"]["queries"] == 5
+    best = str(tmp_path / "p" / "best.pt")
+    assert fewshot("p3", *proto, "--ways", "3", "--meta-steps", "0", "--init-from", best) == 0
+    tested = read(tmp_path / "p3")
+    # no training here: the tested model is the one trained for best_step meta-steps above
+    assert (tested["ways"], tested["meta_steps"], tested["init_from"]["step"]) == (3, 3, trained["best_step"])
+    assert tested["timing"]["meta_steps_this_run"] == 0
+
+
+def test_user_errors_exit_2_with_a_message(fewshot, tmp_path, capsys):
+    assert fewshot("e", "--ways", "7", "--meta-steps", "1") == 2
+    assert "7-way episodes need 7 classes but split 'train' has only 6" in capsys.readouterr().err
+    assert fewshot("e", "--algorithm", "maml", "--train-ways", "6", "--meta-steps", "1") == 2
+    assert "--train-ways must equal --ways" in capsys.readouterr().err
+    proto = ("--algorithm", "protonet", "--eval-every", "1")
+    assert fewshot("r", *proto, "--meta-steps", "1", "--train-ways", "5") == 0
+    assert fewshot("r", *proto, "--meta-steps", "2", "--train-ways", "6", "--resume") == 2
+    assert "train_ways: 5 -> 6" in capsys.readouterr().err
+    assert main(["fewshot", "--dataset", "omniglot", "--data-root", str(tmp_path / "nowhere"),
+                 "--output-dir", str(tmp_path / "x")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_published_defaults_are_the_papers():
+    keys = ("inner_steps", "inner_lr", "meta_batch", "eval_inner_steps")
+    assert [published_defaults("omniglot", "maml", 5, 1)[k] for k in keys] == [1, 0.4, 32, 10]
+    assert [published_defaults("omniglot", "fomaml", 20, 1)[k] for k in keys] == [5, 0.1, 16, 10]
+    mini = published_defaults("miniimagenet", "maml", 5, 5)
+    assert [mini[k] for k in keys] == [5, 0.01, 4, 10] and mini["hidden"] == 32 and mini["queries"] == 15
+    assert published_defaults("omniglot", "protonet", 5, 1)["train_ways"] == 60
+    assert published_defaults("miniimagenet", "protonet", 5, 1)["train_ways"] == 30
+
+
+def write_result(folder: Path, **values) -> None:
+    folder.mkdir(parents=True)
+    base = {"dataset": "omniglot", "protocol": "maml", "algorithm": "maml", "ways": 5, "shots": 1,
+            "accuracy": 97.5, "ci95": 0.5, "meta_steps": 5000, "eval_episodes": 600, "seed": 0}
+    (folder / "results.json").write_text(json.dumps({**base, **values}))
+
+
+def test_report_puts_results_beside_the_published_numbers(tmp_path):
+    write_result(tmp_path / "runs" / "maml_5w1s")
+    write_result(tmp_path / "runs" / "proto_20w1s", algorithm="protonet", ways=20, accuracy=95.0, ci95=0.3)
+    write_result(tmp_path / "runs" / "lake_proto", algorithm="protonet", protocol="lake", accuracy=90.0)
+    text = render(find_results([str(tmp_path / "runs")]))
+    lines = text.splitlines()
+    assert ("| Omniglot | MAML | 5-way 1-shot | 98.70 ± 0.40 (Finn et al. 2017) | 97.50 ± 0.50 | -1.20 "
+            "| 5000 | 600 | `maml_5w1s` |") in lines
+    assert ("| Omniglot | ProtoNets | 20-way 1-shot | 96.00 (Snell et al. 2017) | 95.00 ± 0.30 | -1.00 "
+            "| 5000 | 600 | `proto_20w1s` |") in lines
+    # a lake-protocol result is not compared with the (maml-protocol) published number
+    assert "| Omniglot | ProtoNets | 5-way 1-shot | 98.80 (Snell et al. 2017) | not run | | | | |" in lines
+    assert ("| Omniglot (lake protocol) | ProtoNets | 5-way 1-shot | — | 90.00 ± 0.50 | | 5000 | 600 "
+            "| `lake_proto` |") in lines
+    assert ("| Mini-ImageNet | first-order MAML | 5-way 5-shot | 63.15 ± 0.91 (Finn et al. 2017) "
+            "| not run | | | | |") in lines
+    out = tmp_path / "parity.md"
+    assert main(["fewshot-report", str(tmp_path / "runs"), "--output", str(out)]) == 0
+    assert out.read_text() == text
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text('{"accuracy": 1}')
+    with pytest.raises(MetaNMTError, match="missing dataset"):
+        find_results([str(tmp_path / "bad")])
+
+
+def test_real_omniglot_protonet_learns_well_above_chance(tmp_path, tmp_path_factory):
+    data_root = os.environ.get("METANMT_DATA_ROOT")
+    if not data_root:
+        pytest.skip("METANMT_DATA_ROOT not set: the real Omniglot (shared/data/omniglot) is not available")
+    # the user's cache if set, else one decode shared by this session's tests
+    cache = os.environ.get("METANMT_CACHE") or str(tmp_path_factory.getbasetemp() / "metanmt-cache")
+    out = tmp_path / "run"
+    assert main(["fewshot", "--dataset", "omniglot", "--data-root", str(Path(data_root) / "omniglot"),
+                 "--algorithm", "protonet", "--ways", "5", "--shots", "1", "--train-ways", "20",
+                 "--meta-steps", "50", "--eval-every", "50", "--val-episodes", "10",
+                 "--eval-episodes", "50", "--threads", "1", "--cache-dir", cache,
+                 "--output-dir", str(out)]) == 0
+    results = read(out)
+    assert results["classes"] == {"train": 4400, "val": 400, "test": 1692}
+    assert results["accuracy"] > 60.0, results["accuracy"]  # chance is 20%
+    timing = results["timing"]
+    assert timing["sampler_episodes_per_s"] > 10 * timing["meta_steps_per_s"]
