@@ -180,7 +180,7 @@ def test_prepared_data_errors(built, tmp_path):
     with pytest.raises(MetaNMTError, match=str(tmp_path)):
         PreparedData.load(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(MetaNMTError, match="not readable JSON"):
+    with pytest.raises(MetaNMTError, match="not a readable manifest"):
         PreparedData.load(tmp_path)
 
 

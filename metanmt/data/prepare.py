@@ -41,10 +41,10 @@ import numpy as np
 from metanmt.data.config import CleanConfig, DataConfig, LanguagePlan, load_config
 from metanmt.data.corpora import Corpus, ParallelText, make_corpus
 from metanmt.data.languages import TARGET, language
+from metanmt.data.prepared import MANIFEST, read_manifest
 from metanmt.errors import MetaNMTError
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 SUMMARY = "summary.md"
 SPM_PREFIX = "spm"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -430,20 +430,6 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
         "cleaning": {"max_words": cfg.clean.max_words, "max_chars": cfg.clean.max_chars,
                      "max_ratio": cfg.clean.max_ratio},
     }
-
-
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The manifest of a prepared folder, or None if there is none."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise MetaNMTError(f"{path} is not a readable manifest: {err}") from None
-    if not isinstance(manifest, dict):
-        raise MetaNMTError(f"{path} is not a metanmt manifest")
-    return manifest
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -5,6 +5,7 @@ Arrays are loaded lazily, per (language, split), the first time they are asked f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,20 @@ import numpy as np
 from metanmt.errors import MetaNMTError
 
 MANIFEST = "manifest.json"
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a prepared folder, or None if there is none."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MetaNMTError(f"{path} is not a readable manifest: {err}") from None
+    if not isinstance(manifest, dict):
+        raise MetaNMTError(f"{path} is not a metanmt manifest")
+    return manifest
 
 
 def _gather(ids: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,18 +144,10 @@ class PreparedData:
     @classmethod
     def load(cls, root: str | Path) -> PreparedData:
         """Open a folder written by ``metanmt prepare``; a missing or corrupt one is a MetaNMTError."""
-        import json
-
         path = Path(root).expanduser()
-        manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
+        manifest = read_manifest(path)
+        if manifest is None:
             raise MetaNMTError(f"{path} holds no prepared data ({MANIFEST} not found); run 'metanmt prepare'")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise MetaNMTError(f"{manifest_path} is not readable JSON: {err}") from None
-        if not isinstance(manifest, dict):
-            raise MetaNMTError(f"{manifest_path} is not a metanmt manifest")
         return cls(path, manifest)
 
     @property
