@@ -104,8 +104,9 @@ class TranslationTask:
         self.name = name
         self.pairs = pairs
         self.pad_id = pad_id
-        # the length-sorted order twice over, with its cumulative target tokens: episode windows wrap around
-        by_length = np.argsort(pairs.tgt_lengths, kind="stable")
+        # sorted by the longer side (what padding costs), twice over, with its cumulative target tokens:
+        # episode windows wrap around
+        by_length = np.argsort(np.maximum(pairs.src_lengths, pairs.tgt_lengths), kind="stable")
         self._ring = np.concatenate([by_length, by_length])
         self._ring_tokens = np.concatenate([[0], np.cumsum(pairs.tgt_lengths[self._ring])])
 
@@ -116,8 +117,8 @@ class TranslationTask:
         """A support and a query batch of disjoint sentences, each within its target-token budget.
 
         Budgets count target (English) tokens including EOS, not padding. The sentences come, in random
-        order, from a window of the length-sorted data holding twice the two budgets' tokens, so both
-        batches have similar lengths and little padding. The window starts at a uniformly random token
+        order, from a window of the data sorted by the longer side of each pair, holding the two budgets'
+        target tokens, so both batches have similar source and target lengths and little padding. The window starts at a uniformly random token
         and wraps around the end, so the shortest and longest sentences are drawn as often as the rest
         (per token). Each batch has at
         least one sentence, even if that sentence alone exceeds the budget.
@@ -129,7 +130,7 @@ class TranslationTask:
                                f"query={query_tokens}")
         n = len(self.pairs)
         total = int(self._ring_tokens[n])
-        need = 2 * (support_tokens + query_tokens)
+        need = support_tokens + query_tokens
         if need >= total:
             window = self._ring[:n]
         else:
