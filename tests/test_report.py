@@ -175,3 +175,14 @@ def test_empty_runs_dir_and_missing_dir(tmp_path, capsys):
     assert "No evaluation results found." in (out / "report.md").read_text()
     assert main(["report", "--runs", str(tmp_path / "nope"), "--output-dir", str(out)]) == 2
     assert "runs directory not found" in capsys.readouterr().err
+
+
+def test_plot_falls_back_to_the_first_eval_split(tmp_path):
+    """A setup without an in-domain `test` split (the paper recipe: official WMT sets) still gets its plot."""
+    root = tmp_path / "runs"
+    for system, rate in (("metanmt", 0.2), ("multinmt", 0.4)):
+        for tokens in (0, 4000):
+            write_eval(root, "fi", "test_wmt", system, tokens, 0, rate)
+    report = write_report(root, tmp_path / "out", n_bootstrap=50)
+    assert [t["split"] for t in report["tables"]] == ["test_wmt"]
+    assert Image.open(tmp_path / "out" / "bleu_vs_size.png").size[0] > 100
