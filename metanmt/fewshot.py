@@ -255,7 +255,7 @@ def _write_json(obj: dict, path: Path) -> None:
 
 def _load_checkpoint(path: Path, cfg: FewShotConfig) -> dict[str, Any]:
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
         raise MetaNMTError(f"cannot read checkpoint {path}: {err}") from err
     saved = ckpt["config"]

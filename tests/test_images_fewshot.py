@@ -13,6 +13,7 @@ from metanmt.cli import main
 from metanmt.commands.fewshot_report import find_results, render
 from metanmt.errors import MetaNMTError
 from metanmt.fewshot import published_defaults
+from tests.test_images_miniimagenet import make_csv_layout
 from tests.test_images_omniglot import make_omniglot
 
 # 7 background alphabets (5 of them become the lake protocol's validation set) and 2 evaluation ones
@@ -67,6 +68,30 @@ def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_pat
     assert resumed["accuracy"] == results["accuracy"]
 
 
+@pytest.mark.parametrize("algorithm", ["maml", "reptile"])
+def test_second_order_maml_and_reptile_run_with_their_published_settings(fewshot, tmp_path, algorithm):
+    assert fewshot(algorithm, "--algorithm", algorithm, "--meta-batch", "2", "--meta-steps", "2",
+                   "--eval-every", "2", "--eval-inner-steps", "2") == 0
+    results = read(tmp_path / algorithm)
+    assert results["algorithm"] == algorithm and results["meta_steps"] == 2
+    if algorithm == "reptile":  # Nichol et al.: inner Adam, 10 training shots, outer SGD step 1 annealed to 0
+        assert results["config"]["inner_optimizer"] == "adam" and results["config"]["train_shots"] == 10
+        assert results["config"]["lr_schedule"] == "linear" and results["config"]["meta_lr"] == 1.0
+
+
+def test_miniimagenet_runs_end_to_end_on_a_fixture(tmp_path):
+    root = make_csv_layout(tmp_path / "mini")  # 3/2/2 classes with 3-4/2/2-3 images
+    assert main(["fewshot", "--dataset", "miniimagenet", "--data-root", str(root), "--algorithm", "fomaml",
+                 "--ways", "2", "--queries", "1", "--eval-queries", "1", "--hidden", "4", "--meta-batch", "2",
+                 "--meta-steps", "2", "--eval-every", "2", "--val-episodes", "2", "--eval-episodes", "3",
+                 "--eval-inner-steps", "1", "--threads", "1", "--cache-dir", str(tmp_path / "cache"),
+                 "--output-dir", str(tmp_path / "run")]) == 0
+    results = read(tmp_path / "run")
+    assert [results["dataset"], results["protocol"]] == ["miniimagenet", "ravi"]
+    assert results["config"]["inner_lr"] == 0.01 and results["config"]["hidden"] == 4
+    assert results["classes"] == {"train": 3, "val": 2, "test": 2}
+
+
 def test_protonet_model_is_tested_on_other_ways_with_init_from(fewshot, tmp_path):
     proto = ("--algorithm", "protonet", "--train-ways", "6")
     assert fewshot("p", *proto, "--meta-steps", "3", "--eval-every", "3") == 0
@@ -78,6 +103,7 @@ def test_protonet_model_is_tested_on_other_ways_with_init_from(fewshot, tmp_path
     # no training here: the tested model is the one trained for best_step meta-steps above
     assert (tested["ways"], tested["meta_steps"], tested["init_from"]["step"]) == (3, 3, trained["best_step"])
     assert tested["timing"]["meta_steps_this_run"] == 0
+    assert "--meta-steps 0 " in " ".join(tested["command"]) + " "
 
 
 def test_user_errors_exit_2_with_a_message(fewshot, tmp_path, capsys):
@@ -112,13 +138,13 @@ def write_result(folder: Path, **values) -> None:
 
 
 def test_report_puts_results_beside_the_published_numbers(tmp_path):
-    write_result(tmp_path / "runs" / "maml_5w1s")
+    write_result(tmp_path / "runs" / "maml_5w1s", best_step=4500)
     write_result(tmp_path / "runs" / "proto_20w1s", algorithm="protonet", ways=20, accuracy=95.0, ci95=0.3)
     write_result(tmp_path / "runs" / "lake_proto", algorithm="protonet", protocol="lake", accuracy=90.0)
     text = render(find_results([str(tmp_path / "runs")]))
     lines = text.splitlines()
     assert ("| Omniglot | MAML | 5-way 1-shot | 98.70 ± 0.40 (Finn et al. 2017) | 97.50 ± 0.50 | -1.20 "
-            "| 5000 | 600 | `maml_5w1s` |") in lines
+            "| 5000 (best 4500) | 600 | `maml_5w1s` |") in lines
     assert ("| Omniglot | ProtoNets | 20-way 1-shot | 96.00 (Snell et al. 2017) | 95.00 ± 0.30 | -1.00 "
             "| 5000 | 600 | `proto_20w1s` |") in lines
     # a lake-protocol result is not compared with the (maml-protocol) published number

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     for key, value in options.items():
         if value is True:
             command.append(f"--{key.replace('_', '-')}")
-        elif value not in (None, False):
+        elif value is not None and value is not False:  # 0 is a real value (--meta-steps 0)
             command += [f"--{key.replace('_', '-')}", str(value)]
     results = run_fewshot(FewShotConfig(**options, command=command))
     summary = {k: results[k] for k in ("dataset", "protocol", "algorithm", "ways", "shots", "meta_steps",

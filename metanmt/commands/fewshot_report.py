@@ -88,11 +88,17 @@ def _ours(result: dict[str, Any]) -> str:
     return f"{result['accuracy']:.2f} ± {result['ci95']:.2f}"
 
 
+def _steps(result: dict[str, Any]) -> str:
+    """Meta-steps run, and the step of the tested (best validation) model when that was earlier."""
+    best, steps = result.get("best_step"), result["meta_steps"]
+    return f"{steps} (best {best})" if best is not None and best != steps else f"{steps}"
+
+
 def render(results: list[tuple[Path, dict[str, Any]]]) -> str:
     """The parity table: one row per published number (with every matching result of ours), then our
     results that have no published counterpart."""
-    header = ("| Dataset | Method | Setting | Published | Ours | Δ | Meta-steps | Test episodes | Result |\n"
-              "|---|---|---|---|---|---|---|---|---|")
+    header = ("| Dataset | Method | Setting | Published | Ours | Δ | Meta-steps (best) | Test episodes "
+              "| Result |\n|---|---|---|---|---|---|---|---|---|")
     rows = [header]
     used: set[int] = set()
     for pub in PUBLISHED:
@@ -107,13 +113,13 @@ def render(results: list[tuple[Path, dict[str, Any]]]) -> str:
             rows.append(f"{label} | not run | | | | |")
         for i, path, r in matches:
             used.add(i)
-            rows.append(f"{label} | {_ours(r)} | {r['accuracy'] - pub.accuracy:+.2f} | {r['meta_steps']} | "
+            rows.append(f"{label} | {_ours(r)} | {r['accuracy'] - pub.accuracy:+.2f} | {_steps(r)} | "
                         f"{r['eval_episodes']} | `{path.parent.name}` |")
     for i, (path, r) in enumerate(results):
         if i not in used:
             dataset = f"{_DATASET.get(r['dataset'], r['dataset'])} ({r['protocol']} protocol)"
             rows.append(f"| {dataset} | {_METHOD.get(r['algorithm'], r['algorithm'])} | "
-                        f"{_setting(r['ways'], r['shots'])} | — | {_ours(r)} | | {r['meta_steps']} | "
+                        f"{_setting(r['ways'], r['shots'])} | — | {_ours(r)} | | {_steps(r)} | "
                         f"{r['eval_episodes']} | `{path.parent.name}` |")
     note = ("Accuracy in percent on test episodes, ± the 95% confidence half-width 1.96·std/√episodes. "
             "Published Omniglot numbers use the MAML/Vinyals protocol (1200 training characters, rotations), "
