@@ -237,3 +237,18 @@ def test_same_seed_same_numbers():
             learner.meta_step(episodes(2, seed=step, dtype=torch.float32), opt)
         results.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     assert torch.equal(results[0], results[1])
+
+
+def test_reptile_needs_no_query_set():
+    model = mlp()
+    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="reptile", inner_steps=2, inner_lr=0.1))
+    ep = episodes(1)[0]
+    before = model[0].weight.detach().clone()
+    result = learner.meta_step([Episode(support=ep.support, query=None)], torch.optim.SGD(model.parameters(), lr=1.0))
+    assert not torch.equal(before, model[0].weight) and result.support_loss > 0
+
+
+def test_support_statistics_need_running_statistics():
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.Linear(8, 2))
+    with pytest.raises(MetaNMTError, match="track_running_stats=False"):
+        MetaLearner(model, regression_loss, MetaConfig(bn_eval="support"))

@@ -122,6 +122,11 @@ class MetaLearner(nn.Module):
         self.config = config or MetaConfig()
         self.accelerator = accelerator
         self.fast_names = select_fast_names(model.named_parameters(), self.config.fast_params)
+        no_stats = [n for n, m in model.named_modules()
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.track_running_stats]
+        if self.config.bn_eval == "support" and no_stats:
+            raise MetaNMTError(f"bn_eval='support' needs BatchNorm layers with running statistics; "
+                               f"{', '.join(no_stats)} have track_running_stats=False")
         self._update = get_inner_update(self.config.inner_optimizer, self.config.adam_betas)
         rows = max(self.config.inner_steps, self.config.test_steps, 1)
         if self.config.learn_inner_lr:
@@ -191,7 +196,8 @@ class MetaLearner(nn.Module):
         cfg = self.config
         support, query = self._to_device(episode.support), self._to_device(episode.query)
         _check_not_empty(support, "support", episode.task)
-        _check_not_empty(query, "query", episode.task)
+        if cfg.algorithm != "reptile":  # Reptile's update needs no query set (it is only monitored)
+            _check_not_empty(query, "query", episode.task)
         if cfg.algorithm == "reptile":
             fast, buffers, losses, _ = self._inner_loop(support, cfg.inner_steps, create_graph=False,
                                                         detach=True)
@@ -200,9 +206,12 @@ class MetaLearner(nn.Module):
                 theta = base[name]
                 g = (theta.detach() - phi) * scale
                 theta.grad = g if theta.grad is None else theta.grad + g
-            with torch.no_grad(), _batchnorm_mode(self.model, train=True), self._autocast():
-                q_loss = self.loss_fn(self._forward(fast, buffers), query)
-            return float(q_loss), losses[0] if losses else float(q_loss)
+            if query is None:
+                q_loss = float("nan")
+            else:
+                with torch.no_grad(), _batchnorm_mode(self.model, train=True), self._autocast():
+                    q_loss = float(self.loss_fn(self._forward(fast, buffers), query))
+            return q_loss, losses[0] if losses else q_loss
         second_order = cfg.algorithm == "maml"
         collect = (lambda f, b: self.loss_fn(f, query)) if cfg.multi_step_loss else None
         with _attention_for_double_backward(second_order):
