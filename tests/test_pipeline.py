@@ -207,3 +207,13 @@ def test_meta_train_on_two_processes(tiny_config, tiny_data, tmp_path):
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     state = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=False)
     assert len(state["rngs"]) == 2  # one random stream per process, saved for resume
+
+
+def test_selection_prefers_bleu_then_chrf():
+    from metanmt.train.trainer import improves
+
+    state = {"best_bleu": 0.0, "best_chrf": 0.0}
+    assert improves({"mean": 0.0, "chrf_mean": 3.1}, state)  # same BLEU, non-empty output wins
+    assert not improves({"mean": 0.0, "chrf_mean": 0.0}, state)  # a tie keeps the earlier checkpoint
+    assert improves({"mean": 0.1, "chrf_mean": 0.0}, {"best_bleu": 0.0, "best_chrf": 9.0})
+    assert not improves({"mean": 0.0, "chrf_mean": 9.0}, {"best_bleu": 0.1, "best_chrf": 0.0})

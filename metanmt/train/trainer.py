@@ -77,7 +77,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
         ddp_model, optimizer = accelerator.prepare(model, optimizer)
 
     # ---- resume
-    state = {"step": 0, "tokens": 0, "best_bleu": -1.0, "best_step": 0}
+    state = {"step": 0, "tokens": 0, "best_bleu": -1.0, "best_chrf": -1.0, "best_step": 0}
     rng = np.random.default_rng([tc.seed, rank])  # per-process task/batch sampling
     last = out / "last"
     if (last / STATE_FILE).is_file():
@@ -125,8 +125,8 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
                 bleu = validate(model, tokenizer, data, cfg, seed=tc.seed)
                 record.update(valid_bleu=bleu)
                 last_bleu = bleu["mean"]
-                if last_bleu > state["best_bleu"]:
-                    state.update(best_bleu=last_bleu, best_step=state["step"])
+                if improves(bleu, state):
+                    state.update(best_bleu=last_bleu, best_chrf=bleu["chrf_mean"], best_step=state["step"])
                     _save(model, tokenizer, out / "best", {**run_info, **state})
             accelerator.wait_for_everyone()
         elapsed = time.perf_counter() - t0
@@ -146,19 +146,27 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     return out / "best"
 
 
+def improves(scores: dict[str, float], state: dict[str, Any]) -> bool:
+    """Model selection: higher mean validation BLEU; chrF breaks ties (early in training every BLEU is 0,
+    and a model that outputs nothing must not win the tie)."""
+    return (scores["mean"], scores["chrf_mean"]) > (state["best_bleu"], state.get("best_chrf", -1.0))
+
+
 def validate(model, tokenizer, data, cfg: TrainConfig, seed: int) -> dict[str, float]:
-    """Post-adaptation validation BLEU: fine-tune a copy on each validation language's smallest
+    """Post-adaptation validation BLEU (and chrF): fine-tune a copy on each validation language's smallest
     non-empty fine-tuning subset for ``finetune.valid_steps`` steps, then decode part of its dev set."""
     sizes = [s for s in data.finetune_sizes if s > 0]
-    scores = {}
     with torch.random.fork_rng():  # validation must not shift the training run's random stream
-        for lang in data.valid_langs:
-            scores[lang] = _valid_bleu(model, tokenizer, data, cfg, lang, sizes[0] if sizes else 0, seed)
-    scores["mean"] = round(sum(scores.values()) / max(len(scores), 1), 3)
+        per_lang = {lang: _valid_scores(model, tokenizer, data, cfg, lang, sizes[0] if sizes else 0, seed)
+                    for lang in data.valid_langs}
+    n = max(len(per_lang), 1)
+    scores: dict[str, float] = {lang: round(s.bleu, 3) for lang, s in per_lang.items()}
+    scores["mean"] = round(sum(s.bleu for s in per_lang.values()) / n, 3)
+    scores["chrf_mean"] = round(sum(s.chrf for s in per_lang.values()) / n, 3)
     return scores
 
 
-def _valid_bleu(model, tokenizer, data, cfg: TrainConfig, lang: str, size: int, seed: int) -> float:
+def _valid_scores(model, tokenizer, data, cfg: TrainConfig, lang: str, size: int, seed: int):
     import copy
 
     from metanmt.eval.generate import translate
@@ -174,7 +182,7 @@ def _valid_bleu(model, tokenizer, data, cfg: TrainConfig, lang: str, size: int, 
     n = min(len(dev), cfg.eval.valid_sentences)
     adapted.eval()
     hyps = translate(adapted, tokenizer, dev.src_text[:n], num_beams=cfg.eval.valid_beam, progress=False)
-    return round(corpus_scores(hyps, dev.tgt_text[:n]).bleu, 3)
+    return corpus_scores(hyps, dev.tgt_text[:n])
 
 
 # ---------------------------------------------------------------------------- helpers
