@@ -128,9 +128,13 @@ def fake_split(monkeypatch):
     """Serve SRCS/REFS as the data of fi/test and record which data directory was asked for."""
     asked = []
 
-    def load_split(data_dir, lang, split):
+    def load_split(data_dir, lang, split, max_sentences=None):
+        from metanmt.data.prepared import EncodedPairs
+
         asked.append((str(data_dir), lang, split))
-        return list(SRCS), list(REFS)
+        n = len(SRCS) if max_sentences is None else min(max_sentences, len(SRCS))
+        ids = [[3 + i, 4, 1] for i in range(n)]  # the source-gap diagnostic scores these ids
+        return EncodedPairs.from_sequences(ids, ids, list(SRCS[:n]), list(REFS[:n]))
 
     monkeypatch.setattr(evaluate_mod, "load_split", load_split)
     return asked
@@ -154,7 +158,10 @@ def test_evaluate_model_writes_result_hypotheses_and_references(checkpoint, tmp_
     assert (result["beam"], result["length_penalty"], result["split"]) == (2, 1.0, "test")
     assert result["model_info"]["draw"] == 1 and result["seconds"] > 0
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "fi.test.hyp.txt", "fi.test.json", "fi.test.ref.txt"]  # no temporary files left
+        "fi.test.hyp.txt", "fi.test.json", "fi.test.ref.txt", "fi.test.src.txt"]  # no temporary files left
+    assert (out.parent / result["sources"]).read_text(encoding="utf-8").splitlines() == SRCS
+    assert result["source_gap"]["gap"] == pytest.approx(
+        result["source_gap"]["shuffled_loss"] - result["source_gap"]["loss"], abs=2e-4)
 
     again = evaluate_model(checkpoint, "fi", "test", tmp_path / "b.json", data_dir=tmp_path, beam=2,
                            length_penalty=1.0, max_sentences=3, progress=False)

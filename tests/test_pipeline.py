@@ -61,12 +61,23 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
                             progress=False)
     for name in ("report.json", "report.md", "bleu_vs_size.png"):
         assert (tmp_path / "run" / "report" / name).is_file(), name
-    evals = sorted((tmp_path / "run" / "eval").rglob("*.json"))
+    evals = sorted((tmp_path / "run" / "eval").rglob("*_test.json"))
     assert len(evals) == 4  # 2 systems x (zero-shot + 500 tokens) on fi/test
     result = json.loads(evals[0].read_text())
     assert result["bleu_signature"].startswith("nrefs:1") and result["num_sentences"] == 20
+    assert set(result["source_gap"]) == {"loss", "shuffled_loss", "gap"}
+    sources = (evals[0].parent / result["sources"]).read_text(encoding="utf-8").splitlines()
+    assert len(sources) == 20  # the sources beside hypotheses and references
+    # each trained model is also scored on every training language's dev split
+    dev = sorted((tmp_path / "run" / "eval").rglob("train_dev.json"))
+    assert sorted(p.parent.name for p in dev) == sorted(["de", "es", "fr", "it"] * 2)
     md = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "MetaNMT" in md and "MultiNMT" in md
+    assert md.index("## Verdict") < md.index("## Training languages")  # the verdict comes first
+    # the training log carries the source-gap diagnostic at every validation
+    validations = [json.loads(line) for line in (tmp_path / "run" / "metanmt" / "train_log.jsonl")
+                   .read_text().splitlines() if "valid_bleu" in line]
+    assert validations and all("gap" in r["source_gap"] for r in validations)
     assert report  # the report dict is returned too
     # both systems processed the same token budget
     logs = {s: (tmp_path / "run" / s / "train_log.jsonl").read_text().splitlines() for s in ("metanmt", "multinmt")}
@@ -74,6 +85,21 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
     budget = 4 * per_step
     for lines in logs.values():  # each stops at the first step that reaches the budget
         assert budget <= json.loads(lines[-1])["tokens"] < budget + per_step
+
+
+def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
+    """--data: a directory prepared elsewhere is used without the corpora (e.g. on a GPU machine)."""
+    from metanmt.train.pipeline import run_experiment
+
+    config = yaml.safe_load(tiny_config.read_text())
+    config["data"]["tasks"]["train"]["corpora"] = ["no_such_corpus"]  # never read: nothing is prepared
+    config["train"]["steps"] = 1
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], sizes=[0], splits=["test"],
+                   max_eval_sentences=5, systems=["multinmt"], progress=False)
+    assert not (tmp_path / "run" / "data").exists()
+    assert (tmp_path / "run" / "eval" / "multinmt" / "fi" / "0_draw0_test.json").is_file()
 
 
 def _train_and_die(config: dict, system: str, data: str, out: str, die_at: int | None) -> None:

@@ -1,4 +1,5 @@
-"""`metanmt report` from fixture evaluations: grouping, mean ± std, paired bootstrap p-values, files."""
+"""`metanmt report` from fixture evaluations: grouping, mean ± std, paired bootstrap p-values, the verdict,
+training languages, sample translations, files."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 from PIL import Image
 
 from metanmt.cli import main
-from metanmt.eval.evaluate import RESULT_KEYS, companion_paths
+from metanmt.eval.evaluate import RESULT_KEYS, companion_paths, sources_path
 from metanmt.eval.files import write_lines_atomic, write_text_atomic
 from metanmt.eval.metrics import corpus_scores
-from metanmt.eval.report import build_report, find_evaluations, write_report
+from metanmt.eval.report import build_report, find_evaluations, render_markdown, write_report
+from metanmt.eval.verdict import compare
 
 WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "in", "park", "mat", "house", "big", "small", "red",
          "green", "blue", "old", "new"]
@@ -25,8 +27,12 @@ def references(lang: str, split: str, n: int = 80) -> list[str]:
     return [" ".join(rng.choices(WORDS, k=rng.randint(5, 12))) for _ in range(n)]
 
 
-def write_eval(root, lang, split, system, tokens, draw, error_rate, refs=None, model_info=None):
-    """A result file set as `metanmt evaluate` writes it, for a system with a given word error rate."""
+def write_eval(root, lang, split, system, tokens, draw, error_rate, refs=None, model_info=None, gap=None,
+               sources=True):
+    """A result file set as `metanmt evaluate` writes it, for a system with a given word error rate.
+
+    By default the checkpoint is a fine-tuned one (it has a base model); ``gap`` sets the source gap and
+    ``sources=False`` leaves out the sources file, as results from before either was measured."""
     refs = refs if refs is not None else references(lang, split)
     rng = random.Random(f"{lang}/{split}/{system}/{tokens}/{draw}")
     hyps = [" ".join(w if rng.random() >= error_rate else rng.choice(WORDS) for w in r.split()) for r in refs]
@@ -36,13 +42,18 @@ def write_eval(root, lang, split, system, tokens, draw, error_rate, refs=None, m
     write_lines_atomic(ref_path, refs)
     scores = corpus_scores(hyps, refs)
     info = model_info if model_info is not None else {"system": system, "tokens": tokens, "draw": draw,
-                                                      "lang": lang}
+                                                      "lang": lang, "base_model": str(root / system)}
     result = {
         "lang": lang, "split": split, "bleu": scores.bleu, "chrf": scores.chrf,
         "bleu_signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
         "num_sentences": len(refs), "beam": 4, "length_penalty": 0.6, "model": str(root / "ckpt"),
         "model_info": info, "hypotheses": hyp_path.name, "references": ref_path.name, "seconds": 1.0,
     }
+    if gap is not None:
+        result["source_gap"] = {"loss": 3.0, "shuffled_loss": 3.0 + gap, "gap": gap}
+    if sources:
+        write_lines_atomic(sources_path(path), [f"{lang} source {i}" for i in range(len(refs))])
+        result["sources"] = sources_path(path).name
     assert set(RESULT_KEYS) <= set(result)
     write_text_atomic(path, json.dumps(result))
     return result
@@ -103,12 +114,13 @@ def test_report_groups_averages_and_tests_significance(runs, tmp_path):
 
     assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
     md = (out / "report.md").read_text()
-    assert md.index("## fi (Finnish) · test") < md.index("## fi (Finnish) · test_flores") < md.index("## tr")
+    headings = ["### fi (Finnish) · test\n", "### fi (Finnish) · test_flores\n", "### tr (Turkish) · test\n"]
+    assert [md.index(h) for h in headings] == sorted(md.index(h) for h in headings)
     assert "| System | 0 (zero-shot) | 4,000 | 16,000 |" in md
     m, s = cells["metanmt", 16000]["bleu_mean"], cells["metanmt", 16000]["bleu_std"]
     assert f"{m:.1f} ± {s:.1f}" in md
     assert f"| {tests[16000]['bleu_p_max']:.3f} |" in md
-    tr_section = md[md.index("## tr (Turkish)"):]
+    tr_section = md[md.index("### tr (Turkish)"):]
     assert "| MetaNMT | – |" in tr_section and "MultiNMT" not in tr_section.split("## Signatures")[0]
     assert "p (MetaNMT vs MultiNMT)" not in tr_section.split("## Signatures")[0]
     assert "- BLEU: `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in md
@@ -186,3 +198,183 @@ def test_plot_falls_back_to_the_first_eval_split(tmp_path):
     report = write_report(root, tmp_path / "out", n_bootstrap=50)
     assert [t["split"] for t in report["tables"]] == ["test_wmt"]
     assert Image.open(tmp_path / "out" / "bleu_vs_size.png").size[0] > 100
+
+
+def write_pipeline_runs(root, multi_dev_gap=1.5):
+    """As the pipeline writes them: each trained model on three training languages' dev sets (MetaNMT's
+    source gap 0.1 on average), and fine-tuned models on held-out languages, where MetaNMT wins fi/16k
+    on both draws, MultiNMT wins tr/4k on both, and fi/4k is split: each system wins one draw."""
+    for lang, gap in (("de", 0.05), ("fr", 0.1), ("es", 0.15)):
+        for system, rate, system_gap in (("metanmt", 0.3, gap), ("multinmt", 0.5, multi_dev_gap)):
+            write_eval(root, lang, "dev", system, 0, None, rate, gap=system_gap,
+                       model_info={"system": system, "tokens": 1_000_000})  # trained, not fine-tuned
+    for draw, (meta_rate, multi_rate) in enumerate(((0.05, 0.5), (0.5, 0.05))):
+        write_eval(root, "fi", "test", "metanmt", 4000, draw, meta_rate, gap=1.0)
+        write_eval(root, "fi", "test", "multinmt", 4000, draw, multi_rate, gap=2.0)
+        write_eval(root, "fi", "test", "metanmt", 16000, draw, 0.05, gap=1.0 + draw)
+        write_eval(root, "fi", "test", "multinmt", 16000, draw, 0.5)
+        write_eval(root, "tr", "test", "metanmt", 4000, draw, 0.5)
+        write_eval(root, "tr", "test", "multinmt", 4000, draw, 0.05)
+    write_eval(root, "fi", "test_flores", "metanmt", 16000, 0, 0.05)
+    write_eval(root, "fi", "test_flores", "multinmt", 16000, 0, 0.5)
+
+
+def test_report_opens_with_the_verdict(tmp_path):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    write_pipeline_runs(root)
+    report = write_report(root, out, n_bootstrap=100)
+    verdict, md = report["verdict"], (out / "report.md").read_text()
+
+    assert verdict["source_gap"]["metanmt"] == {"gap": pytest.approx(0.1), "n": 3, "basis": "dev"}
+    assert verdict["source_gap"]["multinmt"] == {"gap": pytest.approx(1.5), "n": 3, "basis": "dev"}
+    assert not verdict["neither_learned"] and "Neither system" not in md
+    assert md.index("## Verdict") < md.index("|")  # before any table
+    assert ("- MetaNMT has NOT learned to translate: source gap 0.10 nats < 0.5 (its outputs barely depend "
+            "on the source; its BLEU is noise). Mean over its 3 training-language dev evaluations.") in md
+    assert "- MultiNMT uses its source: source gap 1.50 nats (>= 0.5)." in md
+
+    decisions = [(c["lang"], c["split"], c["tokens"], c["winner"]) for c in verdict["comparisons"]]
+    assert decisions == [("fi", "test", 4000, None), ("fi", "test", 16000, "metanmt"),
+                         ("tr", "test", 4000, "multinmt"), ("fi", "test_flores", 16000, "metanmt")]
+    assert verdict["counts"] == {"cells": 4, "metanmt": 2, "multinmt": 1, "no_difference": 1, "not_tested": 0}
+    assert "MetaNMT better in 2 of 4 cells, MultiNMT better in 1, no significant difference in 1." in md
+    mean = {(c["system"], c["tokens"]): c["bleu_mean"] for c in table(report, "fi", "test")["cells"]}
+    fi_4k, fi_16k = verdict["comparisons"][:2]
+    assert fi_16k["metanmt_bleu"] == pytest.approx(mean["metanmt", 16000])
+    assert fi_16k["multinmt_bleu"] == pytest.approx(mean["multinmt", 16000])
+    split_draws = table(report, "fi", "test")["tests"][0]["draws"]
+    assert all(d["bleu_p"] < 0.05 for d in split_draws)  # each draw significant, but not the same way
+    assert [d["metanmt_bleu"] > d["multinmt_bleu"] for d in split_draws] == [True, False]
+    assert (f"| fi (Finnish) · test | no significant difference ({fi_4k['metanmt_bleu']:.1f} vs "
+            f"{fi_4k['multinmt_bleu']:.1f}) | MetaNMT better ({fi_16k['metanmt_bleu']:.1f} vs "
+            f"{fi_16k['multinmt_bleu']:.1f}) |") in md
+    assert md.index("| fi (Finnish) · test |") < md.index("| tr (Turkish) · test |") < md.index(
+        "| fi (Finnish) · test_flores |")
+
+
+def test_training_languages_are_a_table_of_their_own(tmp_path):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    write_pipeline_runs(root)
+    report = write_report(root, out, n_bootstrap=20)
+    md = (out / "report.md").read_text()
+
+    assert [(t["lang"], t["split"]) for t in report["tables"]] == [
+        ("fi", "test"), ("fi", "test_flores"), ("tr", "test")]  # no fine-tuning tables for dev sets
+    with Image.open(out / "bleu_vs_size.png") as img:
+        assert img.size == (2 * 504, 408)  # two panels (fi, tr) of 4.2 x 3.4 inches at 120 dpi
+    training = report["training_languages"]
+    assert [row["lang"] for row in training["rows"]] == ["de", "es", "fr"]
+    dev = {(e.lang, e.system): e for e in find_evaluations(root) if e.split == "dev"}
+    mean = {s: {k: statistics.fmean(getattr(dev[lang, s], k) for lang in ("de", "es", "fr"))
+                for k in ("bleu", "chrf", "gap")} for s in ("metanmt", "multinmt")}
+    assert training["mean"]["metanmt"] == {"bleu": pytest.approx(mean["metanmt"]["bleu"]),
+                                           "chrf": pytest.approx(mean["metanmt"]["chrf"]),
+                                           "source_gap": pytest.approx(0.1), "n": 3}
+    section = md[md.index("## Training languages"):md.index("## Sample translations")]
+    assert ("| Language | MetaNMT BLEU | MultiNMT BLEU | MetaNMT chrF | MultiNMT chrF | MetaNMT source gap "
+            "| MultiNMT source gap |") in section
+    m, u = mean["metanmt"], mean["multinmt"]
+    assert (f"| **Mean** | {m['bleu']:.1f} | {u['bleu']:.1f} | {m['chrf']:.1f} | {u['chrf']:.1f} | 0.10 "
+            f"| 1.50 |") in section
+    assert f"| de (German) | {dev['de', 'metanmt'].bleu:.1f} | {dev['de', 'multinmt'].bleu:.1f} |" in section
+    assert "de (German)" not in md[md.index("## Held-out languages"):]
+
+
+def test_samples_gaps_per_cell_and_relative_paths(tmp_path):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    write_pipeline_runs(root)
+    report = write_report(root, out, n_bootstrap=20)
+    md = (out / "report.md").read_text()
+
+    samples = report["samples"]
+    assert (samples["lang"], samples["split"], samples["tokens"], samples["draw"]) == ("fi", "test", 16000, 0)
+    draw0 = {s: root / s / "16000" / "draw0" for s in ("metanmt", "multinmt")}
+    refs = references("fi", "test")[:5]
+    meta = (draw0["metanmt"] / "fi.test.hyp.txt").read_text().splitlines()[:5]
+    multi = (draw0["multinmt"] / "fi.test.hyp.txt").read_text().splitlines()[:5]
+    assert samples["sentences"] == [
+        {"source": f"fi source {i}", "reference": refs[i], "metanmt": meta[i], "multinmt": multi[i]}
+        for i in range(5)]
+    assert meta != multi
+    section = md[md.index("## Sample translations"):md.index("## Held-out languages")]
+    assert "fi (Finnish) · test, fine-tuned on 16,000 tokens, draw 0." in section
+    assert (f"**5.**\n\n- Source: fi source 4\n- Reference: {refs[4]}\n- MetaNMT: {meta[4]}\n"
+            f"- MultiNMT: {multi[4]}\n") in section
+
+    cells = {(c["system"], c["tokens"]): c for c in table(report, "fi", "test")["cells"]}
+    assert cells["metanmt", 16000]["source_gap"] == [1.0, 2.0]
+    assert cells["metanmt", 16000]["source_gap_mean"] == pytest.approx(1.5)
+    assert cells["multinmt", 16000]["source_gap"] == [None, None]
+    assert cells["multinmt", 16000]["source_gap_mean"] is None
+    assert ("Source gap (nats per token, mean over draws; sizes as in the columns): "
+            "MetaNMT – · 1.00 · 1.50; MultiNMT – · 2.00 · –.") in md
+
+    text = (out / "report.json").read_text()
+    assert str(tmp_path) not in text and str(tmp_path) not in md
+    assert report["runs_dir"] == "../runs" and "from `../runs`" in md
+    files = [f for t in report["tables"] for c in t["cells"] for f in c["files"]]
+    assert files and all((out / f).resolve().is_file() for f in files)
+    assert cells["metanmt", 16000]["files"] == ["../runs/metanmt/16000/draw0/fi.test.json",
+                                                "../runs/metanmt/16000/draw1/fi.test.json"]
+
+
+def test_verdict_when_neither_system_learned(tmp_path):
+    root = tmp_path / "runs"
+    write_pipeline_runs(root, multi_dev_gap=0.2)
+    report = build_report(find_evaluations(root), n_bootstrap=20)
+    md = render_markdown(report, "runs", None)
+    assert report["verdict"]["neither_learned"]
+    assert report["verdict"]["source_gap"]["multinmt"]["gap"] == pytest.approx(0.2)
+    assert "- MultiNMT has NOT learned to translate: source gap 0.20 nats < 0.5" in md
+    assert ("**Neither system has learned to translate** (both source gaps < 0.5 nats): the MetaNMT vs "
+            "MultiNMT comparison below means nothing.") in md
+    assert md.index("Neither system") < md.index("|")
+
+
+def test_verdict_falls_back_to_all_evaluations_without_dev_results(tmp_path):
+    """Older runs: no training-language results, source gaps only on some evaluations, no sources file."""
+    root = tmp_path / "runs"
+    for draw, gap in enumerate((0.2, 0.4)):
+        write_eval(root, "fi", "test", "metanmt", 4000, draw, 0.2, gap=gap, sources=False)
+        write_eval(root, "fi", "test", "multinmt", 4000, draw, 0.3, sources=False)
+    report = build_report(find_evaluations(root), n_bootstrap=20)
+    md = render_markdown(report, "runs", None)
+    gaps = report["verdict"]["source_gap"]
+    assert gaps["metanmt"] == {"gap": pytest.approx(0.3), "n": 2, "basis": "all"}
+    assert gaps["multinmt"] == {"gap": None, "n": 0, "basis": "all"}
+    assert not report["verdict"]["neither_learned"]  # MultiNMT was not measured
+    assert ("- MetaNMT has NOT learned to translate: source gap 0.30 nats < 0.5 (its outputs barely depend "
+            "on the source; its BLEU is noise). Mean over all 2 of its evaluations (none on a training "
+            "language's dev set).") in md
+    assert "- MultiNMT: no source-gap measurement.\n" in md
+    assert report["training_languages"]["rows"] == [] and "## Training languages" not in md
+    assert [s["source"] for s in report["samples"]["sentences"]] == [None] * 5
+    assert "- Source: –\n" in md
+
+
+def paired(*draws):
+    """A report `tests` entry from (MetaNMT BLEU, MultiNMT BLEU, p) per draw; None for a skipped draw."""
+    return {"tokens": 4000, "draws": [
+        {"draw": i, "skipped": "lost"} if d is None
+        else {"draw": i, "metanmt_bleu": d[0], "multinmt_bleu": d[1], "bleu_p": d[2]}
+        for i, d in enumerate(draws)]}
+
+
+@pytest.mark.parametrize("draws, winner", [
+    (((20.0, 10.0, 0.01), (18.0, 12.0, 0.04)), "metanmt"),  # ahead and significant on every draw
+    (((10.0, 20.0, 0.001), (11.0, 12.0, 0.03)), "multinmt"),
+    (((20.0, 10.0, 0.01), (18.0, 17.0, 0.2)), None),  # one draw not significant
+    (((30.0, 10.0, 0.001), (12.0, 14.0, 0.01)), None),  # higher mean, but behind (significantly) on a draw
+    (((20.0, 10.0, 0.01), None), None),  # a draw that could not be tested does not count as a win
+])
+def test_a_system_is_better_only_on_every_draw(draws, winner):
+    decision = compare(paired(*draws), "metanmt", "multinmt")
+    done = [d for d in draws if d is not None]
+    assert decision == {"tokens": 4000, "tested": True, "winner": winner,
+                        "metanmt_bleu": pytest.approx(statistics.fmean(d[0] for d in done)),
+                        "multinmt_bleu": pytest.approx(statistics.fmean(d[1] for d in done))}
+
+
+def test_a_cell_without_any_tested_draw_is_not_tested():
+    assert compare(paired(None), "metanmt", "multinmt") == {
+        "tokens": 4000, "tested": False, "winner": None, "metanmt_bleu": None, "multinmt_bleu": None}

@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--output-dir", required=default_output is None, default=default_output,
                         help="where everything is written")
     parser.add_argument("--data-root", help="root of the local corpora the config names")
+    parser.add_argument("--data", help="use this directory written by 'metanmt prepare' as it is (no corpora "
+                                       "needed; e.g. data prepared on another machine) instead of preparing")
     parser.add_argument("--langs", nargs="+", help="languages to fine-tune on (None: the test languages)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fine-tuning sizes in tokens (None: the config's)")
     parser.add_argument("--draws", type=int, help="random draws per size (None: the config's)")
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
 def run(args: argparse.Namespace) -> int:
     from metanmt.train.pipeline import run_experiment
 
-    run_experiment(args.config, args.output_dir, data_root=args.data_root, langs=args.langs, sizes=args.sizes,
+    run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data, langs=args.langs, sizes=args.sizes,
                    draws=args.draws, systems=args.systems, max_eval_sentences=args.max_eval_sentences,
                    progress=not args.no_progress)
     return 0

@@ -87,6 +87,7 @@ _TABLE = [
     ("mk", "Macedonian", "mkd_Cyrl", "mkd", "mkd", None, "mk"),
     ("sq", "Albanian", "als_Latn", "sqi", "sqi", None, "sq"),
     ("uk", "Ukrainian", "ukr_Cyrl", "ukr", "ukr", None, "uk"),
+    ("nb", "Norwegian Bokmål", "nob_Latn", "nob", "nob", None, "nb"),
     ("vi", "Vietnamese", "vie_Latn", "vie", "vie", None, "vi"),
     ("zh", "Chinese (Simplified)", "zho_Hans", "zho-CN", "cmn", None, "zh_Hans"),
 ]

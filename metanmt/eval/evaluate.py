@@ -28,15 +28,25 @@ def companion_paths(output_json: str | Path) -> tuple[Path, Path]:
     return output_json.with_name(f"{stem}.hyp.txt"), output_json.with_name(f"{stem}.ref.txt")
 
 
-def load_split(data_dir: str | Path, lang: str, split: str) -> tuple[list[str], list[str]]:
-    """Source sentences and English references of ``lang``/``split`` in a prepared data directory.
+def sources_path(output_json: str | Path) -> Path:
+    """The source sentences beside a result JSON (``X.json`` -> ``X.src.txt``), for review and COMET."""
+    output_json = Path(output_json)
+    return output_json.with_name(output_json.name.removesuffix(".json") + ".src.txt")
+
+
+def load_split(data_dir: str | Path, lang: str, split: str, max_sentences: int | None = None):
+    """The encoded pairs of ``lang``/``split`` in a prepared data directory (the first ``max_sentences``).
 
     An unknown directory, language or split is a MetaNMTError from :class:`PreparedData` naming what exists.
     """
+    import numpy as np
+
     from metanmt.data import PreparedData
 
     pairs = PreparedData.load(data_dir).pairs(lang, split)
-    return list(pairs.src_text), list(pairs.tgt_text)
+    if max_sentences is not None and max_sentences < len(pairs):
+        pairs = pairs.subset(np.arange(max_sentences))
+    return pairs
 
 
 def _one_line(text: str) -> str:
@@ -66,6 +76,7 @@ def evaluate_model(
     """
     import torch
 
+    from metanmt.eval.diagnostics import source_gap
     from metanmt.eval.generate import translate
     from metanmt.eval.metrics import corpus_scores
     from metanmt.models.seq2seq import load_checkpoint
@@ -78,9 +89,8 @@ def evaluate_model(
     data_dir = data_dir or info.get("data_dir")
     if not data_dir:
         raise MetaNMTError(f"{model_dir}/metanmt.json records no data_dir: give the prepared data directory")
-    sources, references = load_split(data_dir, lang, split)
-    if max_sentences is not None:
-        sources, references = sources[:max_sentences], references[:max_sentences]
+    pairs = load_split(data_dir, lang, split, max_sentences)
+    sources, references = list(pairs.src_text), list(pairs.tgt_text)
     if not sources:
         raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
 
@@ -91,11 +101,13 @@ def evaluate_model(
     )
     references = [_one_line(r) for r in references]
     scores = corpus_scores(hypotheses, references)
+    gap = source_gap(model, pairs)
 
     output_json = Path(output_json)
     hyp_path, ref_path = companion_paths(output_json)
     write_lines_atomic(hyp_path, hypotheses)
     write_lines_atomic(ref_path, references)
+    write_lines_atomic(sources_path(output_json), [_one_line(x) for x in sources])
     result: dict[str, Any] = {
         "lang": lang,
         "split": split,
@@ -103,6 +115,7 @@ def evaluate_model(
         "chrf": scores.chrf,
         "bleu_signature": scores.bleu_signature,
         "chrf_signature": scores.chrf_signature,
+        "source_gap": gap,
         "num_sentences": len(sources),
         "max_sentences": max_sentences,
         "beam": beam,
@@ -112,6 +125,7 @@ def evaluate_model(
         "data_dir": os.path.abspath(data_dir),
         "hypotheses": hyp_path.name,
         "references": ref_path.name,
+        "sources": sources_path(output_json).name,
         "seconds": round(time.perf_counter() - start, 3),
     }
     write_text_atomic(output_json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")

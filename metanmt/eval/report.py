@@ -3,17 +3,20 @@
 Every result JSON written by :func:`metanmt.eval.evaluate.evaluate_model` under a runs directory is
 collected and grouped by (language, split, system, fine-tuning tokens); scores are averaged over the
 fine-tuning draws. For each cell where both systems were evaluated, sacrebleu's paired bootstrap compares
-MetaNMT with MultiNMT draw by draw on the saved hypotheses. Partial results are reported as they are:
-missing cells show as "–".
+MetaNMT with MultiNMT draw by draw on the saved hypotheses. The report opens with the verdict those numbers
+support (:mod:`metanmt.eval.verdict`), then each trained model's scores on its own training languages,
+sample translations, and one table per held-out language and split. Partial results are reported as they
+are: missing cells show as "–". Paths in the report are relative to its directory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 META, MULTI = "metanmt", "multinmt"
 SYSTEM_NAMES = {META: "MetaNMT", MULTI: "MultiNMT"}
 IN_DOMAIN_SPLIT = "test"
+TRAINING_SPLIT = "dev"  # the pipeline scores each trained model on its training languages' dev sets
+SAMPLE_SENTENCES = 5
 PLOT_FILE = "bleu_vs_size.png"
 MISSING = "–"
 
@@ -48,22 +53,31 @@ class Evaluation:
     draw: int | None
     bleu: float
     chrf: float
+    gap: float | None  # source gap in nats per token; None for results from before it was measured
 
     @classmethod
     def from_result(cls, path: Path, result: dict[str, Any]) -> Evaluation:
         """Read the grouping keys; a malformed value raises ValueError naming it."""
         info = result["model_info"]
         try:
-            draw = info.get("draw")
+            draw, gap = info.get("draw"), result.get("source_gap")
             return cls(path, result, lang=str(result["lang"]), split=str(result["split"]),
-                       system=str(info.get("system") or "unknown"), tokens=int(info.get("tokens") or 0),
+                       system=str(info.get("system") or "unknown"),
+                       # a trained (not fine-tuned) checkpoint records its training tokens: zero-shot
+                       tokens=int(info.get("tokens") or 0) if "base_model" in info else 0,
                        draw=None if draw is None else int(draw), bleu=float(result["bleu"]),
-                       chrf=float(result["chrf"]))
-        except (AttributeError, TypeError, ValueError) as err:
+                       chrf=float(result["chrf"]), gap=None if gap is None else float(gap["gap"]))
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"malformed result ({type(err).__name__}: {err})") from None
 
+    @property
+    def on_training_language(self) -> bool:
+        """A trained model on its own training language's dev set (``train_dev.json``): kept apart from
+        the few-shot results, which are about held-out languages."""
+        return self.split == TRAINING_SPLIT and self.tokens == 0
+
     def lines(self, key: str) -> list[str]:
-        """The saved hypotheses (``key="hypotheses"``) or references (``key="references"``)."""
+        """The saved ``"hypotheses"``, ``"references"`` or ``"sources"`` (file names in the result)."""
         path = self.path.parent / self.result[key]
         return path.read_text(encoding="utf-8").splitlines()
 
@@ -93,12 +107,35 @@ def find_evaluations(runs_dir: str | Path) -> list[Evaluation]:
     return found
 
 
+@dataclass
+class _Build:
+    """What the steps of :func:`build_report` share: the bootstrap size, the warnings, the path base."""
+
+    n_bootstrap: int
+    base: str | Path | None  # paths are shown relative to it (the report's directory), absolute when None
+    warnings: list[str] = field(default_factory=list)
+
+    def shown(self, path: str | Path) -> str:
+        """``path`` as the report shows it: no absolute path of this machine once a base is set."""
+        return str(path) if self.base is None else os.path.relpath(path, self.base)
+
+    def os_error(self, err: OSError) -> str:
+        """An OSError's message with its file name shown relative to the base."""
+        return f"{err.strerror}: {self.shown(err.filename)}" if err.filename else str(err)
+
+
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation over draws (None for a single draw)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def _pair_draw(meta: Evaluation, multi: Evaluation, n_bootstrap: int) -> dict[str, Any]:
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """Mean of the measured values (None when none was measured, e.g. source gaps of older results)."""
+    measured = [v for v in values if v is not None]
+    return statistics.fmean(measured) if measured else None
+
+
+def _pair_draw(meta: Evaluation, multi: Evaluation, ctx: _Build) -> dict[str, Any]:
     """Paired bootstrap of one draw's MetaNMT vs MultiNMT outputs (or why it could not run)."""
     from metanmt.eval.metrics import paired_bootstrap
 
@@ -106,13 +143,14 @@ def _pair_draw(meta: Evaluation, multi: Evaluation, n_bootstrap: int) -> dict[st
         meta_hyps, multi_hyps = meta.lines("hypotheses"), multi.lines("hypotheses")
         refs, multi_refs = meta.lines("references"), multi.lines("references")
     except OSError as err:
-        return {"draw": meta.draw, "skipped": f"cannot read saved outputs: {err}"}
+        return {"draw": meta.draw, "skipped": f"cannot read saved outputs: {ctx.os_error(err)}"}
     if refs != multi_refs:
-        return {"draw": meta.draw, "skipped": f"references differ: {meta.path} vs {multi.path}"}
+        return {"draw": meta.draw,
+                "skipped": f"references differ: {ctx.shown(meta.path)} vs {ctx.shown(multi.path)}"}
     try:
-        test = paired_bootstrap(multi_hyps, meta_hyps, refs, n_samples=n_bootstrap)
+        test = paired_bootstrap(multi_hyps, meta_hyps, refs, n_samples=ctx.n_bootstrap)
     except ValueError as err:  # hypotheses and references of different lengths
-        return {"draw": meta.draw, "skipped": f"{meta.path} / {multi.path}: {err}"}
+        return {"draw": meta.draw, "skipped": f"{ctx.shown(meta.path)} / {ctx.shown(multi.path)}: {err}"}
     return {
         "draw": meta.draw, "metanmt_bleu": test.system_bleu, "multinmt_bleu": test.baseline_bleu,
         "bleu_p": test.bleu_p, "metanmt_chrf": test.system_chrf, "multinmt_chrf": test.baseline_chrf,
@@ -129,80 +167,151 @@ def _draw_order(draw: int | None) -> tuple[bool, int]:
     return (draw is not None, draw or 0)
 
 
-def build_report(evaluations: list[Evaluation], n_bootstrap: int = 1000) -> dict[str, Any]:
-    """Group evaluations into tables (one per language and split) with means, stds and p-values."""
-    warnings: list[str] = []
+def _dedupe(evaluations: list[Evaluation], ctx: _Build) -> list[Evaluation]:
+    """One evaluation per (language, split, system, size, draw): the first in path order, with a warning."""
     by_key: dict[tuple[str, str, str, int, int | None], Evaluation] = {}
     for ev in evaluations:
         key = (ev.lang, ev.split, ev.system, ev.tokens, ev.draw)
         if key in by_key:
-            warnings.append(f"{ev.path} duplicates {by_key[key].path} (same language, split, system, "
-                            f"size and draw); kept the first")
+            ctx.warnings.append(f"{ctx.shown(ev.path)} duplicates {ctx.shown(by_key[key].path)} (same "
+                                f"language, split, system, size and draw); kept the first")
             continue
         by_key[key] = ev
+    return list(by_key.values())
 
-    # (lang, split) -> (system, tokens) -> one evaluation per draw
-    cells: dict[tuple[str, str], dict[tuple[str, int], list[Evaluation]]] = defaultdict(
+
+def _row(system: str, tokens: int, evs: list[Evaluation], ctx: _Build) -> dict[str, Any]:
+    """One (system, size) cell of a table: per-draw scores and source gaps, their means and stds."""
+    evs = sorted(evs, key=lambda e: _draw_order(e.draw))
+    bleu, chrf, gaps = [e.bleu for e in evs], [e.chrf for e in evs], [e.gap for e in evs]
+    (bleu_mean, bleu_std), (chrf_mean, chrf_std) = _mean_std(bleu), _mean_std(chrf)
+    return {
+        "system": system, "name": system_name(system), "tokens": tokens, "n": len(evs),
+        "draws": [e.draw for e in evs], "bleu": bleu, "chrf": chrf,
+        "bleu_mean": bleu_mean, "bleu_std": bleu_std, "chrf_mean": chrf_mean, "chrf_std": chrf_std,
+        "source_gap": gaps, "source_gap_mean": _mean_or_none(gaps),
+        "files": [ctx.shown(e.path) for e in evs],
+    }
+
+
+def _test(cells: dict[tuple[str, int], list[Evaluation]], tokens: int, where: str,
+          ctx: _Build) -> dict[str, Any] | None:
+    """The paired bootstrap of MetaNMT vs MultiNMT at one size, draw by draw (None: nothing to pair)."""
+    meta = {e.draw: e for e in cells.get((META, tokens), [])}
+    multi = {e.draw: e for e in cells.get((MULTI, tokens), [])}
+    common = sorted(meta.keys() & multi.keys(), key=_draw_order)
+    if not common:
+        return None
+    draws = [_pair_draw(meta[d], multi[d], ctx) for d in common]
+    ctx.warnings += [f"{where}, {tokens} tokens, draw {d['draw']}: no paired test, {d['skipped']}"
+                     for d in draws if "skipped" in d]
+    done = [d for d in draws if "skipped" not in d]
+    return {
+        "tokens": tokens, "draws": draws,
+        "bleu_p_max": max((d["bleu_p"] for d in done), default=None),
+        "chrf_p_max": max((d["chrf_p"] for d in done), default=None),
+    }
+
+
+def _tables(evaluations: list[Evaluation], ctx: _Build) -> list[dict[str, Any]]:
+    """One table per (language, split), per language with the in-domain split first."""
+    grouped: dict[tuple[str, str], dict[tuple[str, int], list[Evaluation]]] = defaultdict(
         lambda: defaultdict(list))
-    for (lang, split, system, tokens, _), ev in by_key.items():
-        cells[(lang, split)][(system, tokens)].append(ev)
-
+    for ev in evaluations:
+        grouped[(ev.lang, ev.split)][(ev.system, ev.tokens)].append(ev)
     tables = []
-    for lang, split in sorted(cells, key=lambda ls: (ls[0], ls[1] != IN_DOMAIN_SPLIT, ls[1])):
-        table_cells = cells[(lang, split)]
-        sizes = sorted({0} | {tokens for _, tokens in table_cells})
-        systems = sorted({system for system, _ in table_cells}, key=_system_order)
-        rows = []
-        for system in systems:
-            for tokens in sizes:
-                evs = sorted(table_cells.get((system, tokens), []), key=lambda e: _draw_order(e.draw))
-                if not evs:
-                    continue
-                bleu, chrf = [e.bleu for e in evs], [e.chrf for e in evs]
-                (bleu_mean, bleu_std), (chrf_mean, chrf_std) = _mean_std(bleu), _mean_std(chrf)
-                rows.append({
-                    "system": system, "name": system_name(system), "tokens": tokens, "n": len(evs),
-                    "draws": [e.draw for e in evs], "bleu": bleu, "chrf": chrf,
-                    "bleu_mean": bleu_mean, "bleu_std": bleu_std,
-                    "chrf_mean": chrf_mean, "chrf_std": chrf_std,
-                    "files": [str(e.path) for e in evs],
-                })
-        tests = []
-        for tokens in sizes:
-            meta = {e.draw: e for e in table_cells.get((META, tokens), [])}
-            multi = {e.draw: e for e in table_cells.get((MULTI, tokens), [])}
-            common = sorted(meta.keys() & multi.keys(), key=_draw_order)
-            if not common:
-                continue
-            draws = [_pair_draw(meta[d], multi[d], n_bootstrap) for d in common]
-            for d in draws:
-                if "skipped" in d:
-                    warnings.append(f"{lang}/{split}, {tokens} tokens, draw {d['draw']}: no paired test, "
-                                    f"{d['skipped']}")
-            done = [d for d in draws if "skipped" not in d]
-            tests.append({
-                "tokens": tokens, "draws": draws,
-                "bleu_p_max": max((d["bleu_p"] for d in done), default=None),
-                "chrf_p_max": max((d["chrf_p"] for d in done), default=None),
-            })
+    for lang, split in sorted(grouped, key=lambda ls: (ls[0], ls[1] != IN_DOMAIN_SPLIT, ls[1])):
+        cells = grouped[(lang, split)]
+        sizes = sorted({0} | {tokens for _, tokens in cells})
+        systems = sorted({system for system, _ in cells}, key=_system_order)
+        rows = [_row(s, t, cells[(s, t)], ctx) for s in systems for t in sizes if (s, t) in cells]
+        tests = [test for t in sizes if (test := _test(cells, t, f"{lang}/{split}", ctx))]
         tables.append({"lang": lang, "split": split, "tokens": sizes, "systems": systems, "cells": rows,
                        "tests": tests})
+    return tables
 
-    kept = list(by_key.values())
-    bootstrap_sigs = sorted({d["signature"] for t in tables for test in t["tests"] for d in test["draws"]
-                             if "signature" in d})
+
+def _mean_scores(scores: list[dict[str, float | None]]) -> dict[str, Any]:
+    """Means of BLEU, chrF and source gap over ``scores`` (the gap over those that measured one)."""
+    return {**{k: _mean_or_none([s[k] for s in scores]) for k in ("bleu", "chrf", "source_gap")},
+            "n": len(scores)}
+
+
+def _training_languages(evaluations: list[Evaluation]) -> dict[str, Any]:
+    """Each trained model on its own training languages (dev split, no fine-tuning), with means over them."""
+    by_lang: dict[str, dict[str, list[Evaluation]]] = defaultdict(lambda: defaultdict(list))
+    for ev in evaluations:
+        by_lang[ev.lang][ev.system].append(ev)
+    systems = sorted({e.system for e in evaluations}, key=_system_order)
+    rows = [{"lang": lang, "scores": {
+                s: _mean_scores([{"bleu": e.bleu, "chrf": e.chrf, "source_gap": e.gap} for e in evs])
+                for s, evs in sorted(by_lang[lang].items(), key=lambda item: _system_order(item[0]))}}
+            for lang in sorted(by_lang)]
+    mean = {s: _mean_scores([r["scores"][s] for r in rows if s in r["scores"]]) for s in systems}
+    return {"systems": systems, "rows": rows, "mean": mean}
+
+
+def _sample_pair(evaluations: list[Evaluation]) -> tuple[Evaluation, Evaluation] | None:
+    """MetaNMT's and MultiNMT's in-domain test evaluation of the first held-out language (by code) that
+    both have, at its largest fine-tuning size both have, first draw."""
+    found = {(e.lang, e.system, e.tokens, e.draw): e for e in evaluations if e.split == IN_DOMAIN_SPLIT}
+    both = [(lang, tokens, draw) for lang, system, tokens, draw in found
+            if system == META and (lang, MULTI, tokens, draw) in found]
+    if not both:
+        return None
+    lang, tokens, draw = min(both, key=lambda ltd: (ltd[0], -ltd[1], _draw_order(ltd[2])))
+    return found[(lang, META, tokens, draw)], found[(lang, MULTI, tokens, draw)]
+
+
+def _samples(evaluations: list[Evaluation], ctx: _Build) -> dict[str, Any] | None:
+    """The first sentences of one held-out test set translated by both systems: the scores as text."""
+    if (pair := _sample_pair(evaluations)) is None:
+        return None
+    meta, multi = pair
+    try:
+        columns = {"reference": meta.lines("references"), META: meta.lines("hypotheses"),
+                   MULTI: multi.lines("hypotheses")}
+    except OSError:  # the paired test of this very draw has already warned about it
+        return None
+    try:
+        columns = {"source": meta.lines("sources") if meta.result.get("sources") else [], **columns}
+    except OSError as err:
+        ctx.warnings.append(f"sample translations without sources: {ctx.os_error(err)}")
+        columns = {"source": [], **columns}
+    n = min(SAMPLE_SENTENCES, len(columns["reference"]))
+    return {"lang": meta.lang, "split": meta.split, "tokens": meta.tokens, "draw": meta.draw,
+            "sentences": [{k: lines[i] if i < len(lines) else None for k, lines in columns.items()}
+                          for i in range(n)]}
+
+
+def build_report(evaluations: list[Evaluation], n_bootstrap: int = 1000,
+                 output_dir: str | Path | None = None) -> dict[str, Any]:
+    """The verdict, the training-language scores, sample translations and one table per held-out
+    (language, split) with means, stds and p-values; paths relative to ``output_dir`` when given."""
+    from metanmt.eval.verdict import build_verdict
+
+    ctx = _Build(n_bootstrap, output_dir)
+    kept = _dedupe(evaluations, ctx)
+    held_out = [e for e in kept if not e.on_training_language]
+    tables = _tables(held_out, ctx)
+    systems = sorted({e.system for e in kept}, key=_system_order)
+    in_domain_first = sorted(tables, key=lambda t: t["split"] != IN_DOMAIN_SPLIT)
     return {
         "num_evaluations": len(kept),
-        "systems": {s: system_name(s) for t in tables for s in t["systems"]},
+        "systems": {s: system_name(s) for s in systems},
+        "verdict": build_verdict(kept, in_domain_first, systems, (META, MULTI)),
+        "training_languages": _training_languages([e for e in kept if e.on_training_language]),
+        "samples": _samples(held_out, ctx),
         "bleu_signatures": sorted({e.result["bleu_signature"] for e in kept}),
         "chrf_signatures": sorted({e.result["chrf_signature"] for e in kept}),
-        "bootstrap_signatures": bootstrap_sigs,
+        "bootstrap_signatures": sorted({d["signature"] for t in tables for test in t["tests"]
+                                        for d in test["draws"] if "signature" in d}),
         "n_bootstrap": n_bootstrap,
         "decoding": [{"beam": beam, "length_penalty": lp}
                      for beam, lp in sorted({(e.result["beam"], e.result["length_penalty"]) for e in kept},
                                             key=str)],
         "tables": tables,
-        "warnings": warnings,
+        "warnings": ctx.warnings,
     }
 
 
@@ -251,30 +360,141 @@ def _markdown_table(table: dict[str, Any], metric: str) -> list[str]:
     return lines
 
 
-def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | None) -> str:
-    """The human-readable report: one BLEU and one chrF table per (language, split)."""
-    out = [
-        "# Few-shot NMT: MetaNMT vs MultiNMT against fine-tuning size",
+def _fmt_value(value: float | None, key: str) -> str:
+    """A score with one decimal, a source gap with two, MISSING when not measured."""
+    return MISSING if value is None else f"{value:.2f}" if key == "source_gap" else f"{value:.1f}"
+
+
+def _decision(comparison: dict[str, Any]) -> str:
+    """A verdict cell: who is better, then the two mean BLEUs."""
+    if not comparison["tested"]:
+        return "not tested"
+    winner = comparison["winner"]
+    label = f"{system_name(winner)} better" if winner else "no significant difference"
+    return f"{label} ({comparison[f'{META}_bleu']:.1f} vs {comparison[f'{MULTI}_bleu']:.1f})"
+
+
+def _comparison_markdown(verdict: dict[str, Any]) -> list[str]:
+    """The count line, then a table of decisions: rows (language, split), columns fine-tuning sizes."""
+    comparisons, counts = verdict["comparisons"], verdict["counts"]
+    if not comparisons:
+        return ["No held-out cell has both MetaNMT and MultiNMT evaluations: nothing to compare."]
+    untested = f", not tested in {counts['not_tested']}" if counts["not_tested"] else ""
+    sizes = sorted({c["tokens"] for c in comparisons})
+    rows: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)  # in-domain splits first
+    for c in comparisons:
+        rows[(c["lang"], c["split"])][c["tokens"]] = _decision(c)
+    return [
+        (f"MetaNMT better in {counts[META]} of {counts['cells']} cells, MultiNMT better in {counts[MULTI]}, "
+         f"no significant difference in {counts['no_difference']}{untested}."),
         "",
-        f"{report['num_evaluations']} evaluations collected from `{runs_dir}`.",
+        (f"A system is better only if its mean BLEU is higher and it is ahead with paired-bootstrap "
+         f"p < {verdict['alpha']} on every fine-tuning draw. Cells: the decision (MetaNMT vs MultiNMT BLEU, "
+         "means over draws)."),
+        "",
+        "| Language · split | " + " | ".join(_fmt_size(t) for t in sizes) + " |",
+        "| --- | " + " | ".join("---" for _ in sizes) + " |",
+        *[f"| {_lang_title(lang)} · {split} | " + " | ".join(cells.get(t, MISSING) for t in sizes) + " |"
+          for (lang, split), cells in rows.items()],
+    ]
+
+
+def _verdict_markdown(verdict: dict[str, Any]) -> list[str]:
+    """The opening section: has each system learned to translate, and who is better in each held-out cell."""
+    from metanmt.eval.diagnostics import verdict_line
+
+    out = ["## Verdict", ""]
+    for system, gap in verdict["source_gap"].items():
+        mean = (f" Mean over its {gap['n']} training-language dev evaluations." if gap["basis"] == "dev"
+                else f" Mean over all {gap['n']} of its evaluations (none on a training language's dev set).")
+        out.append(f"- {verdict_line(system_name(system), gap['gap'])}{mean if gap['n'] else ''}")
+    if not verdict["source_gap"]:
+        out.append("No evaluation results found.")
+    if verdict["neither_learned"]:
+        out += ["", (f"**Neither system has learned to translate** (both source gaps < {verdict['min_gap']} "
+                     "nats): the MetaNMT vs MultiNMT comparison below means nothing.")]
+    return out + ["", *_comparison_markdown(verdict), ""]
+
+
+def _training_markdown(training: dict[str, Any]) -> list[str]:
+    """One row per training language, a column per (metric, system), and the mean over languages."""
+    if not training["rows"]:
+        return []
+    metrics = (("bleu", "BLEU"), ("chrf", "chrF"), ("source_gap", "source gap"))
+    columns = [(s, key, label) for key, label in metrics for s in training["systems"]]
+    mean = training["mean"]
+    counts = {system_name(s): m["n"] for s, m in mean.items()}
+    out = [
+        "## Training languages", "",
+        ("Each trained model, without fine-tuning, on the dev split of its training languages. "
+         "Source gap in nats per target token."), "",
+        "| Language | " + " | ".join(f"{system_name(s)} {label}" for s, _, label in columns) + " |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+        *[f"| {_lang_title(row['lang'])} | "
+          + " | ".join(_fmt_value(row["scores"].get(s, {}).get(key), key) for s, key, _ in columns) + " |"
+          for row in training["rows"]],
+        "| **Mean** | " + " | ".join(_fmt_value(mean[s][key], key) for s, key, _ in columns) + " |",
+    ]
+    if len(set(counts.values())) > 1:
+        out += ["", "Means are over each system's own languages: "
+                + ", ".join(f"{name} {n}" for name, n in counts.items()) + "."]
+    return out + [""]
+
+
+def _samples_markdown(samples: dict[str, Any] | None) -> list[str]:
+    """Source, reference and both systems' hypotheses of the sample sentences."""
+    if not samples:
+        return []
+    labels = {"source": "Source", "reference": "Reference", **{s: system_name(s) for s in (META, MULTI)}}
+    size, draw = _fmt_size(samples["tokens"]), samples["draw"]
+    out = ["## Sample translations", "",
+           (f"The first {len(samples['sentences'])} sentences of {_lang_title(samples['lang'])} · "
+            f"{samples['split']}, fine-tuned on {size} tokens, draw {draw}."), ""]
+    for i, sentence in enumerate(samples["sentences"], 1):
+        out += [f"**{i}.**", "", *[f"- {label}: {MISSING if sentence[key] is None else sentence[key]}"
+                                   for key, label in labels.items()], ""]
+    return out
+
+
+def _gap_markdown(table: dict[str, Any]) -> list[str]:
+    """A compact line of source gaps per system, in the tables' size order (nothing if none measured)."""
+    gap = {(c["system"], c["tokens"]): c["source_gap_mean"] for c in table["cells"]}
+    sizes = table["tokens"]
+    if all(g is None for g in gap.values()):
+        return []
+    parts = [f"{system_name(s)} " + " · ".join(_fmt_value(gap.get((s, t)), "source_gap") for t in sizes)
+             for s in table["systems"]]
+    return [f"Source gap (nats per token, mean over draws; sizes as in the columns): {'; '.join(parts)}.", ""]
+
+
+def _held_out_markdown(report: dict[str, Any], plot: str | None) -> list[str]:
+    """One BLEU and one chrF table per held-out (language, split), with the plot."""
+    out = [
+        "## Held-out languages", "",
         ("Columns are fine-tuning sizes in tokens (0 = zero-shot). Cells are the score's mean ± sample "
-        f"standard deviation over fine-tuning draws (no ± for a single draw); {MISSING} = not evaluated."),
+         f"standard deviation over fine-tuning draws (no ± for a single draw); {MISSING} = not evaluated."),
         ("p: sacrebleu paired bootstrap resampling "
-        f"({report['n_bootstrap']} resamples) of MetaNMT against MultiNMT on the same draw and references; "
-        "the largest p over draws."),
+         f"({report['n_bootstrap']} resamples) of MetaNMT against MultiNMT on the same draw and references; "
+         "the largest p over draws."),
         "",
     ]
     if plot:
         out += [f"![BLEU against fine-tuning tokens]({plot})", ""]
     if not report["tables"]:
-        out += ["No evaluation results found.", ""]
+        out += ["No held-out evaluation results found.", ""]
     for table in report["tables"]:
         draws = sorted({c["n"] for c in table["cells"]})
-        out += [f"## {_lang_title(table['lang'])} · {table['split']}", ""]
+        out += [f"### {_lang_title(table['lang'])} · {table['split']}", ""]
         for metric, label in (("bleu", "BLEU"), ("chrf", "chrF")):
             out += [f"**{label}**", "", *_markdown_table(table, metric), ""]
+        out += _gap_markdown(table)
         out += [f"Draws per cell: {', '.join(map(str, draws))}.", ""]
-    out += ["## Signatures", ""]
+    return out
+
+
+def _signatures_markdown(report: dict[str, Any]) -> list[str]:
+    """Metric and bootstrap signatures, decoding settings, and the warnings."""
+    out = ["## Signatures", ""]
     out += [f"- BLEU: `{s}`" for s in report["bleu_signatures"]]
     out += [f"- chrF: `{s}`" for s in report["chrf_signatures"]]
     out += [f"- paired bootstrap: `{s}`" for s in report["bootstrap_signatures"]]
@@ -284,11 +504,27 @@ def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | No
                 "scores may not be comparable.")]
     if report["warnings"]:
         out += ["", "## Warnings", "", *[f"- {w}" for w in report["warnings"]]]
+    return out
+
+
+def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | None) -> str:
+    """The human-readable report, the verdict first so that no one reads a table without it."""
+    out = [
+        "# Few-shot NMT: MetaNMT vs MultiNMT against fine-tuning size",
+        "",
+        f"{report['num_evaluations']} evaluations collected from `{runs_dir}`.",
+        "",
+        *_verdict_markdown(report["verdict"]),
+        *_training_markdown(report["training_languages"]),
+        *_samples_markdown(report["samples"]),
+        *_held_out_markdown(report, plot),
+        *_signatures_markdown(report),
+    ]
     return "\n".join(out) + "\n"
 
 
 def plot_bleu_vs_size(report: dict[str, Any], path: str | Path) -> bool:
-    """BLEU (mean ± std) against fine-tuning tokens, one line per system and one panel per language.
+    """BLEU (mean ± std) against fine-tuning tokens, one line per system and one panel per held-out language.
 
     Uses each language's in-domain split, or its first evaluation split when it has none (e.g. the
     official WMT test sets of the paper recipe). Returns False (and writes nothing) when there is
@@ -336,13 +572,16 @@ def plot_bleu_vs_size(report: dict[str, Any], path: str | Path) -> bool:
 
 
 def write_report(runs_dir: str | Path, output_dir: str | Path, n_bootstrap: int = 1000) -> dict[str, Any]:
-    """Collect the evaluations under ``runs_dir`` and write report.json, report.md and the plot."""
+    """Collect the evaluations under ``runs_dir`` and write report.json, report.md and the plot.
+
+    Paths in the report are relative to ``output_dir``, so it can be moved together with the runs."""
     output_dir = Path(output_dir)
-    report = build_report(find_evaluations(runs_dir), n_bootstrap=n_bootstrap)
+    report = build_report(find_evaluations(runs_dir), n_bootstrap=n_bootstrap, output_dir=output_dir)
     plot = PLOT_FILE if plot_bleu_vs_size(report, output_dir / PLOT_FILE) else None
     if plot is None:  # do not leave a plot of earlier results beside the new report
         (output_dir / PLOT_FILE).unlink(missing_ok=True)
-    report = {"runs_dir": str(runs_dir), "plot": plot, **report}
+    runs = os.path.relpath(runs_dir, output_dir)
+    report = {"runs_dir": runs, "plot": plot, **report}
     write_text_atomic(output_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(output_dir / "report.md", render_markdown(report, runs_dir, plot))
+    write_text_atomic(output_dir / "report.md", render_markdown(report, runs, plot))
     return report

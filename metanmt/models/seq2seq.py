@@ -64,23 +64,40 @@ def build_tokenizer(spm_path: str | Path, out_dir: str | Path | None = None):
     )
 
 
-def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa", dropout: float = 0.1):
-    """A randomly initialised MarianMT model of the given size preset with tied embeddings."""
-    from transformers import MarianConfig, MarianMTModel
+NORMS = ("post", "pre")  # where the layer norms sit: after each sub-layer (Marian) or before it (mBART)
+
+
+def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa", dropout: float = 0.1,
+                norm: str = "post"):
+    """A randomly initialised transformer of the given size preset with tied embeddings.
+
+    ``norm="post"`` is MarianMT (post-norm, sinusoidal positions); ``norm="pre"`` is the same size as an
+    mBART (pre-norm, learned positions), which stays stable at larger learning rates and starts using its
+    source after fewer updates (benchmarks/regime_sweep). Both are plain HF seq2seq models.
+    """
+    from transformers import MarianConfig, MarianMTModel, MBartConfig, MBartForConditionalGeneration
 
     if preset not in PRESETS:
         raise MetaNMTError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
+    if norm not in NORMS:
+        raise MetaNMTError(f"unknown model norm {norm!r}; choose one of {', '.join(NORMS)}")
     p = PRESETS[preset]
-    config = MarianConfig(
+    common = dict(
         vocab_size=vocab_size, d_model=p.d_model, encoder_layers=p.layers, decoder_layers=p.layers,
         encoder_attention_heads=p.heads, decoder_attention_heads=p.heads, encoder_ffn_dim=p.ffn,
         decoder_ffn_dim=p.ffn, max_position_embeddings=p.max_positions, dropout=dropout,
         activation_function="gelu", scale_embedding=True, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
-        forced_eos_token_id=EOS_ID, decoder_start_token_id=PAD_ID, bos_token_id=None,
-        share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+        forced_eos_token_id=EOS_ID, bos_token_id=None, tie_word_embeddings=True,
+        init_std=p.d_model ** -0.5,  # see the note on INIT below
     )
+    if norm == "pre":  # mBART starts decoding from the last label token (EOS): say so to generate()
+        config = MBartConfig(**common, decoder_start_token_id=EOS_ID)
+        model_cls = MBartForConditionalGeneration
+    else:
+        config = MarianConfig(**common, decoder_start_token_id=PAD_ID, share_encoder_decoder_embeddings=True)
+        model_cls = MarianMTModel
     config._attn_implementation = attn_implementation
-    return MarianMTModel(config)
+    return model_cls(config)
 
 
 def _quiet_hf() -> None:
@@ -126,7 +143,7 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
 
 def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
     """Load ``(model, tokenizer, info)`` from a checkpoint directory, with a clear error if it is broken."""
-    from transformers import MarianMTModel, MarianTokenizer
+    from transformers import AutoModelForSeq2SeqLM, MarianTokenizer
 
     path = Path(path)
     _quiet_hf()
@@ -134,7 +151,7 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
         raise MetaNMTError(f"{path} is not a metanmt/HF checkpoint directory (no config.json)")
     try:
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = MarianMTModel.from_pretrained(path, **kwargs)
+        model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
         tokenizer = MarianTokenizer.from_pretrained(path)
     except Exception as err:  # HF raises many types for truncated/corrupt files
         raise MetaNMTError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err

@@ -23,6 +23,7 @@ class ModelConfig:
     preset: str = "tiny"  # tiny | small | base (metanmt.models.seq2seq.PRESETS)
     init_from: str | None = None  # an HF checkpoint directory to start from instead of random weights
     dropout: float = 0.1
+    norm: str = "post"  # post (MarianMT) | pre (pre-norm, mBART layout)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class FinetuneSection:
 class EvalSection:
     beam: int = 4
     length_penalty: float = 0.6
+    batch_size: int = 64  # sentences per beam-search batch (larger on a GPU)
     valid_sentences: int = 100  # dev sentences decoded for model selection during training
     valid_beam: int = 1
     ood_draws: int = 1  # out-of-domain test sets are decoded for this many draws of each size...

@@ -130,6 +130,7 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
     data_dir = data_dir or info.get("data_dir")
     if not data_dir:
         raise MetaNMTError(f"{model_dir} records no prepared data directory: pass --data")
+    model.to(default_device())  # on a GPU machine, fine-tune on the GPU
     data = PreparedData.load(data_dir)
     subset = data.finetune_subset(lang, tokens, draw)
     dev = data.pairs(lang, "dev")
@@ -138,4 +139,9 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
                 "base_model": str(Path(model_dir).resolve()), "data_dir": str(Path(data_dir).resolve()),
                 "lang": lang, "tokens": tokens, "draw": draw, "params": cfg.params,
                 "finetune": {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}}
-    return save_checkpoint(model, tokenizer, output_dir, new_info)
+    return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info)
+
+
+def default_device() -> str:
+    """CUDA when present, else the CPU (the device evaluation also picks)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"

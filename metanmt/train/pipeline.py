@@ -17,11 +17,12 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                    langs: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
                    draws: int | None = None, splits: Sequence[str] | None = None,
                    max_eval_sentences: int | None = None, systems: Sequence[str] | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, data_dir: str | Path | None = None) -> dict:
     """Run (or continue) the experiment in ``output_dir``; return the report.
 
     ``systems`` restricts training/fine-tuning to some systems, so two processes can share the work
-    (e.g. one per system); the report covers every evaluation found. The out-of-domain test sets are
+    (e.g. one per system); the report covers every evaluation found. ``data_dir`` names data prepared
+    earlier (used as it is); without it the config's data section is prepared into ``output_dir/data``. The out-of-domain test sets are
     decoded for ``eval.ood_draws`` draws and at most ``eval.ood_max_sentences`` sentences (CPU budget).
     """
     from metanmt.data import PreparedData
@@ -40,7 +41,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
     _step("1/5 prepare data")
-    data_dir = prepare(config_path, data_root, out / "data")
+    data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
     data = PreparedData.load(data_dir)
     langs = list(langs or data.test_langs)
     sizes = list(sizes if sizes is not None else data.finetune_sizes)
@@ -56,6 +57,8 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
         best[system] = train(config, data_dir, out / system, system=system, progress=progress)  # resumes
 
     _step("4/5 fine-tune and evaluate")
+    for system in systems:  # what each system learned on its own training languages
+        _evaluate_training_languages(best[system], data, data_dir, out / "eval" / system, config.eval, progress)
     ev = config.eval
     for system in systems:
         for lang in langs:
@@ -74,12 +77,23 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                         if not result.is_file():
                             evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam,
                                            length_penalty=ev.length_penalty, progress=progress,
-                                           max_sentences=max_eval_sentences if in_domain
+                                           batch_size=ev.batch_size, max_sentences=max_eval_sentences if in_domain
                                            else ev.ood_max_sentences)
     _step("5/5 report")
     report = write_report(out / "eval", out / "report")
     print(f"report: {out / 'report' / 'report.md'}")
     return report
+
+
+def _evaluate_training_languages(model_dir: Path, data, data_dir: Path, out: Path, ev, progress: bool) -> None:
+    """In-domain dev BLEU/chrF (beam search, no fine-tuning) of the trained model on each training language."""
+    from metanmt.eval.evaluate import evaluate_model
+
+    for lang in data.train_langs:
+        result = out / lang / "train_dev.json"
+        if not result.is_file():
+            evaluate_model(model_dir, lang, "dev", result, data_dir=data_dir, beam=ev.beam,
+                           length_penalty=ev.length_penalty, batch_size=ev.batch_size, progress=progress)
 
 
 def _step(title: str) -> None:

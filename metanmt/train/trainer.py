@@ -35,6 +35,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     from tqdm.auto import tqdm
 
     from metanmt.data import PreparedData
+    from metanmt.eval.diagnostics import held_out_sample, source_gap
     from metanmt.meta import MetaConfig, MetaLearner
     from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches
     from metanmt.train.finetune import seq2seq_loss
@@ -58,6 +59,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     model, tokenizer = _initial_model(cfg, data)
     model.to(accelerator.device).train()
     tasks = {lang: data.pairs(lang, "train") for lang in data.train_langs}
+    gap_pairs = held_out_sample(data)  # the source-gap diagnostic's held-out set
     sampler = TaskSampler({lang: len(p) for lang, p in tasks.items()}, tc.temperature)
     tokens_per_step = mc.meta_batch * (mc.inner_steps * mc.support_tokens + mc.query_tokens)
     budget = tc.steps * tokens_per_step  # target tokens, the same for both systems
@@ -123,7 +125,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
         if state["step"] % tc.eval_every == 0 or done:
             if accelerator.is_main_process:
                 bleu = validate(model, tokenizer, data, cfg, seed=tc.seed)
-                record.update(valid_bleu=bleu)
+                record.update(valid_bleu=bleu, source_gap=source_gap(model, gap_pairs))
                 last_bleu = bleu["mean"]
                 if improves(bleu, state):
                     state.update(best_bleu=last_bleu, best_chrf=bleu["chrf_mean"], best_step=state["step"])
@@ -205,7 +207,7 @@ def _initial_model(cfg: TrainConfig, data):
                                f"does not match the prepared data's {data.vocab_size}")
         return model, tokenizer
     tokenizer = build_tokenizer(data.spm_path)
-    return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout), tokenizer
+    return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm), tokenizer
 
 
 def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
