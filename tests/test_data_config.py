@@ -32,15 +32,17 @@ def test_defaults_overrides_and_other_sections_ignored():
     assert cfg.section == raw["data"]  # the cache key hashes this section only
 
 
-@pytest.mark.parametrize("path", [RECIPES.parents[1] / "metanmt" / "configs" / "demo.yaml",
-                                  RECIPES / "offline_tatoeba.yaml"])
-def test_recipe_configs_parse(path):
+@pytest.mark.parametrize(("path", "test_langs"), [
+    (RECIPES.parents[1] / "metanmt" / "configs" / "demo.yaml", ["ca", "nb", "uk"]),
+    (RECIPES / "offline_tatoeba.yaml", ["fi", "tr", "ko", "ca", "uk", "nb"]),
+    (RECIPES / "offline_tatoeba_gpu.yaml", ["fi", "tr", "ko", "ca", "uk", "nb"])])
+def test_recipe_configs_parse(path, test_langs):
     from metanmt.train.config import TrainConfig
 
     TrainConfig.load(path)  # the training sections of the same file parse too
     cfg = load_config(path)
     assert len(cfg.languages("train")) == 18
-    assert cfg.languages("valid") == ["ro", "lv"] and cfg.languages("test") == ["fi", "tr", "ko"]
+    assert cfg.languages("valid") == ["ro", "lv"] and cfg.languages("test") == test_langs
 
 
 @pytest.mark.parametrize(("data", "message"), [

@@ -426,8 +426,9 @@ def _training_markdown(training: dict[str, Any]) -> list[str]:
     counts = {system_name(s): m["n"] for s, m in mean.items()}
     out = [
         "## Training languages", "",
-        ("Each trained model, without fine-tuning, on the dev split of its training languages. "
-         "Source gap in nats per target token."), "",
+        ("Each trained model, without fine-tuning, on the dev split of its training languages (beam search). "
+         "MetaNMT's parameters are an initialisation meant to be adapted before use, so its unadapted "
+         "scores here understate it. Source gap in nats per target token."), "",
         "| Language | " + " | ".join(f"{system_name(s)} {label}" for s, _, label in columns) + " |",
         "| --- | " + " | ".join("---:" for _ in columns) + " |",
         *[f"| {_lang_title(row['lang'])} | "
