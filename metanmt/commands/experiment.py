@@ -23,13 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--systems", nargs="+", choices=["metanmt", "multinmt"],
                         help="only these systems (two processes can split the work)")
     parser.add_argument("--max-eval-sentences", type=int, help="decode only the first N test sentences")
+    parser.add_argument("--splits", nargs="+", help="evaluate only these splits, e.g. test (None: every "
+                                                      "evaluation split of each language)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from metanmt.train.pipeline import run_experiment
 
-    run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data, langs=args.langs, sizes=args.sizes,
-                   draws=args.draws, systems=args.systems, max_eval_sentences=args.max_eval_sentences,
-                   progress=not args.no_progress)
+    run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data, langs=args.langs,
+                   sizes=args.sizes, draws=args.draws, systems=args.systems, splits=args.splits,
+                   max_eval_sentences=args.max_eval_sentences, progress=not args.no_progress)
     return 0
