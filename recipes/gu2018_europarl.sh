@@ -76,7 +76,7 @@ if (( NUM_GPUS > 1 )); then   # one system per GPU
     gpu=$((gpu + 1))
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
-  metanmt report --runs "$OUT/eval" --output-dir "$OUT/report"
+  metanmt report --runs "$OUT/eval" --output-dir "$OUT/report" --train-runs "$OUT/metanmt" "$OUT/multinmt"
 else
   metanmt experiment --config "$CFG" --data-root "$DATA_ROOT" --output-dir "$OUT" --langs "${LANGS[@]}"
 fi

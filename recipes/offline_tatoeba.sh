@@ -23,5 +23,5 @@ for system in metanmt multinmt; do
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-metanmt report --runs "$OUT/eval" --output-dir "$OUT/report"
+metanmt report --runs "$OUT/eval" --output-dir "$OUT/report" --train-runs "$OUT/metanmt" "$OUT/multinmt"
 echo "report: $OUT/report/report.md"

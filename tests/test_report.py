@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from metanmt.cli import main
+from metanmt.errors import MetaNMTError
 from metanmt.eval.evaluate import RESULT_KEYS, companion_paths, sources_path
 from metanmt.eval.files import write_lines_atomic, write_text_atomic
 from metanmt.eval.metrics import corpus_scores
@@ -378,3 +379,35 @@ def test_a_system_is_better_only_on_every_draw(draws, winner):
 def test_a_cell_without_any_tested_draw_is_not_tested():
     assert compare(paired(None), "metanmt", "multinmt") == {
         "tokens": 4000, "tested": False, "winner": None, "metanmt_bleu": None, "multinmt_bleu": None}
+
+
+def write_training_run(root, system, records):
+    root.mkdir(parents=True)
+    (root / "run.json").write_text(json.dumps({"system": system}))
+    lines = [{"step": 1, "tokens": 10, "loss": 9.0}]  # a step without validation: not a curve point
+    lines += [{"step": s, "tokens": t, "loss": 5.0, "valid_bleu": {"mean": b, "chrf_mean": 10.0},
+               "source_gap": {"gap": g}} for s, t, b, g in records]
+    (root / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_training_curves_and_quality_line(tmp_path):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    write_pipeline_runs(root)
+    write_training_run(tmp_path / "meta", "metanmt", [(2, 1_000_000, 0.5, 0.1), (4, 2_000_000, 3.0, 1.2)])
+    write_training_run(tmp_path / "multi", "multinmt", [(2, 1_000_000, 1.0, 0.3)])
+    report = write_report(root, out, n_bootstrap=20, train_runs=[tmp_path / "meta", tmp_path / "multi"])
+    md = (out / "report.md").read_text()
+    assert [r["tokens"] for r in report["training_curves"]["metanmt"]] == [1_000_000, 2_000_000]
+    assert report["training_curves"]["multinmt"][0]["source_gap"] == 0.3
+    assert report["curves_plot"] == "training_curves.png" and (out / "training_curves.png").is_file()
+    assert "| MetaNMT | 2,000,000 | 3.00 | 1.20 |" in md and "| MultiNMT | 1,000,000 | 1.00 | 0.30 |" in md
+    means = report["training_languages"]["mean"]
+    assert (f"Mean dev BLEU over the training languages (no fine-tuning): MetaNMT {means['metanmt']['bleu']:.1f}, "
+            f"MultiNMT {means['multinmt']['bleu']:.1f}.") in md
+
+
+def test_training_curves_need_a_run_directory(tmp_path):
+    from metanmt.eval.curves import read_training_runs
+
+    with pytest.raises(MetaNMTError, match="not a training run directory"):
+        read_training_runs([tmp_path])

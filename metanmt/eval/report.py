@@ -416,6 +416,22 @@ def _verdict_markdown(verdict: dict[str, Any]) -> list[str]:
     return out + ["", *_comparison_markdown(verdict), ""]
 
 
+USABLE_BLEU = 10.0  # below it on its own training languages, a system translates too poorly to settle much
+
+
+def _quality_markdown(training: dict[str, Any]) -> list[str]:
+    """How well the trained systems translate at all: mean beam-search BLEU over the training languages."""
+    means = {s: m["bleu"] for s, m in training["mean"].items() if m["bleu"] is not None}
+    if not means:
+        return []
+    listed = ", ".join(f"{system_name(s)} {b:.1f}" for s, b in means.items())
+    line = f"Mean dev BLEU over the training languages (no fine-tuning): {listed}."
+    if max(means.values()) < USABLE_BLEU:
+        line += (f" Below {USABLE_BLEU:.0f} for every system: these models translate poorly, so read the "
+                 "comparison as one between weak systems.")
+    return [line, ""]
+
+
 def _training_markdown(training: dict[str, Any]) -> list[str]:
     """One row per training language, a column per (metric, system), and the mean over languages."""
     if not training["rows"]:
@@ -508,6 +524,19 @@ def _signatures_markdown(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _curves_markdown(curves: dict[str, list[dict[str, Any]]], plot: str | None) -> list[str]:
+    """The last in-training validation of each system (BLEU after adaptation to ro/lv, source gap)."""
+    if not any(curves.values()):
+        return []
+    out = ["## Training", "", "| System | target tokens | validation BLEU | source gap |", "| --- | ---: | ---: | ---: |"]
+    for system, records in curves.items():
+        if records:
+            last = records[-1]
+            gap = "–" if last["source_gap"] is None else f"{last['source_gap']:.2f}"
+            out.append(f"| {system_name(system)} | {last['tokens']:,} | {last['valid_bleu']:.2f} | {gap} |")
+    return out + ["", *([f"![Validation BLEU and source gap against target tokens]({plot})", ""] if plot else [])]
+
+
 def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | None) -> str:
     """The human-readable report, the verdict first so that no one reads a table without it."""
     out = [
@@ -516,6 +545,8 @@ def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | No
         f"{report['num_evaluations']} evaluations collected from `{runs_dir}`.",
         "",
         *_verdict_markdown(report["verdict"]),
+        *_quality_markdown(report["training_languages"]),
+        *_curves_markdown(report.get("training_curves") or {}, report.get("curves_plot")),
         *_training_markdown(report["training_languages"]),
         *_samples_markdown(report["samples"]),
         *_held_out_markdown(report, plot),
@@ -572,17 +603,23 @@ def plot_bleu_vs_size(report: dict[str, Any], path: str | Path) -> bool:
     return True
 
 
-def write_report(runs_dir: str | Path, output_dir: str | Path, n_bootstrap: int = 1000) -> dict[str, Any]:
-    """Collect the evaluations under ``runs_dir`` and write report.json, report.md and the plot.
+def write_report(runs_dir: str | Path, output_dir: str | Path, n_bootstrap: int = 1000,
+                 train_runs: list[str | Path] | None = None) -> dict[str, Any]:
+    """Collect the evaluations under ``runs_dir`` and write report.json, report.md and the plots.
 
+    ``train_runs`` (training run directories) add the learning curves of the trained systems.
     Paths in the report are relative to ``output_dir``, so it can be moved together with the runs."""
+    from metanmt.eval.curves import CURVES_FILE, plot_training_curves, read_training_runs
+
     output_dir = Path(output_dir)
     report = build_report(find_evaluations(runs_dir), n_bootstrap=n_bootstrap, output_dir=output_dir)
     plot = PLOT_FILE if plot_bleu_vs_size(report, output_dir / PLOT_FILE) else None
     if plot is None:  # do not leave a plot of earlier results beside the new report
         (output_dir / PLOT_FILE).unlink(missing_ok=True)
+    curves = read_training_runs(train_runs or [])
+    curves_plot = CURVES_FILE if plot_training_curves(curves, output_dir / CURVES_FILE, SYSTEM_NAMES) else None
     runs = os.path.relpath(runs_dir, output_dir)
-    report = {"runs_dir": runs, "plot": plot, **report}
+    report = {"runs_dir": runs, "plot": plot, "training_curves": curves, "curves_plot": curves_plot, **report}
     write_text_atomic(output_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(output_dir / "report.md", render_markdown(report, runs, plot))
     return report

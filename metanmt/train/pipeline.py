@@ -80,7 +80,8 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                                            batch_size=ev.batch_size, max_sentences=max_eval_sentences if in_domain
                                            else ev.ood_max_sentences)
     _step("5/5 report")
-    report = write_report(out / "eval", out / "report")
+    trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
+    report = write_report(out / "eval", out / "report", train_runs=trained)
     print(f"report: {out / 'report' / 'report.md'}")
     return report
 
