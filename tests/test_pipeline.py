@@ -202,6 +202,33 @@ def test_corrupt_and_mismatched_checkpoints_are_clear_errors(tiny_data, tmp_path
         train(cfg, tiny_data, tmp_path / "run", progress=False)
 
 
+def test_init_from_a_checkpoint_with_other_pieces_is_refused(tiny_data, tmp_path):
+    """Same vocabulary size, other SentencePiece model: ids would mean other pieces, so refuse, naming both."""
+    import sentencepiece as spm
+
+    from metanmt.data import PreparedData
+    from metanmt.models.seq2seq import build_model, build_tokenizer, save_checkpoint
+    from metanmt.train.trainer import train
+
+    data = PreparedData.load(tiny_data)
+    text = [t for lang in data.train_langs for p in [data.pairs(lang, "train")] for t in p.src_text + p.tgt_text]
+    (tmp_path / "text.txt").write_text("\n".join(text), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(tmp_path / "text.txt"), model_prefix=str(tmp_path / "bpe"),
+                                   model_type="bpe", vocab_size=data.vocab_size, pad_id=0, eos_id=1, unk_id=2,
+                                   bos_id=-1, minloglevel=2)
+    other = build_tokenizer(tmp_path / "bpe.model", tmp_path / "tok")
+    assert len(other) == data.vocab_size
+    ckpt = save_checkpoint(build_model("tiny", data.vocab_size), other, tmp_path / "ck")
+    cfg = TrainConfig.from_dict({**TINY, "model": {"preset": "tiny", "init_from": str(ckpt)}})
+    with pytest.raises(MetaNMTError, match=r"its tokenizer \(pieces [0-9a-f]{12}\) is not .*spm.model"):
+        train(cfg, tiny_data, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last").exists()
+    same = save_checkpoint(build_model("tiny", data.vocab_size), build_tokenizer(data.spm_path), tmp_path / "ok")
+    cfg = TrainConfig.from_dict({**TINY, "model": {"preset": "tiny", "init_from": str(same)},
+                                 "train": {**TINY["train"], "steps": 1, "eval_every": 1}})
+    assert train(cfg, tiny_data, tmp_path / "run2", progress=False).is_dir()
+
+
 def test_output_dir_of_another_config_is_refused(tiny_data, tmp_path):
     from metanmt.train.trainer import train
 

@@ -205,9 +205,26 @@ def _initial_model(cfg: TrainConfig, data):
         if model.config.vocab_size != data.vocab_size:
             raise MetaNMTError(f"--init-from {cfg.model.init_from}: vocabulary {model.config.vocab_size} "
                                f"does not match the prepared data's {data.vocab_size}")
+        _check_same_pieces(tokenizer, data.spm_path, cfg.model.init_from)
         return model, tokenizer
     tokenizer = build_tokenizer(data.spm_path)
     return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm), tokenizer
+
+
+def _check_same_pieces(tokenizer, spm_path: Path, init_from: str) -> None:
+    """Equal vocabulary sizes are not enough: two SentencePiece models map different pieces to the same ids."""
+    import hashlib
+
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spm_path))
+    ours = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    theirs = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)[:len(ours)]
+    if ours != theirs:
+        digest = [hashlib.sha256("\n".join(p).encode()).hexdigest()[:12] for p in (theirs, ours)]
+        raise MetaNMTError(f"--init-from {init_from}: its tokenizer (pieces {digest[0]}) is not the prepared "
+                           f"data's SentencePiece model {spm_path} (pieces {digest[1]}); prepare the data with "
+                           "the checkpoint's tokenizer or start from random weights")
 
 
 def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
@@ -234,7 +251,8 @@ def _save_state(path: Path, model, tokenizer, optimizer, scheduler, rng, state, 
     """The resumable checkpoint: weights, optimizer, scheduler, step/token counters and every RNG."""
     from accelerate.utils import gather_object
 
-    rngs = [(rng.bit_generator.state, torch.get_rng_state())]
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None  # dropout on the GPU
+    rngs = [(rng.bit_generator.state, torch.get_rng_state(), cuda)]
     rngs = gather_object(rngs) if accelerator.num_processes > 1 else rngs
     if accelerator.is_main_process:
         training_state = {"state": dict(state), "optimizer": optimizer.state_dict(),
@@ -263,5 +281,8 @@ def _load_state(path: Path, model, optimizer, scheduler, rng, rank: int) -> dict
         raise MetaNMTError(f"{path} was written by {len(rngs)} process(es); resume with the same number")
     rng.bit_generator.state = rngs[rank][0]
     torch.set_rng_state(rngs[rank][1])
+    cuda = rngs[rank][2] if len(rngs[rank]) > 2 else None  # older checkpoints saved the CPU state only
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
     return dict(training_state["state"])
 
