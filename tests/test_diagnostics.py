@@ -69,7 +69,7 @@ def test_gap_is_deterministic_and_restores_training_mode():
 
 def test_held_out_sample_takes_the_first_pairs_of_every_training_language():
     class Data:
-        train_langs = ["de", "fr"]
+        train_langs = ("de", "fr")
 
         def pairs(self, lang, split):
             return _mapping_pairs(10 if lang == "de" else 3, seed=0)

@@ -82,14 +82,17 @@ def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa",
     if norm not in NORMS:
         raise MetaNMTError(f"unknown model norm {norm!r}; choose one of {', '.join(NORMS)}")
     p = PRESETS[preset]
-    common = dict(
-        vocab_size=vocab_size, d_model=p.d_model, encoder_layers=p.layers, decoder_layers=p.layers,
-        encoder_attention_heads=p.heads, decoder_attention_heads=p.heads, encoder_ffn_dim=p.ffn,
-        decoder_ffn_dim=p.ffn, max_position_embeddings=p.max_positions, dropout=dropout,
-        activation_function="gelu", scale_embedding=True, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
-        forced_eos_token_id=EOS_ID, bos_token_id=None, tie_word_embeddings=True,
-        init_std=p.d_model ** -0.5,  # see the note on INIT below
-    )
+    common = {
+        "vocab_size": vocab_size, "d_model": p.d_model, "encoder_layers": p.layers, "decoder_layers": p.layers,
+        "encoder_attention_heads": p.heads, "decoder_attention_heads": p.heads, "encoder_ffn_dim": p.ffn,
+        "decoder_ffn_dim": p.ffn, "max_position_embeddings": p.max_positions, "dropout": dropout,
+        "activation_function": "gelu", "scale_embedding": True, "pad_token_id": PAD_ID, "eos_token_id": EOS_ID,
+        "forced_eos_token_id": EOS_ID, "bos_token_id": None, "tie_word_embeddings": True,
+        # HF's default init_std 0.02 suits d_model ~1000; at 64-256 it keeps every attention uniform and the
+        # model learns to ignore its source (benchmarks/regime_sweep/README.md). d_model^-0.5 is fairseq's
+        # embedding scale and Xavier's for the square projections.
+        "init_std": p.d_model ** -0.5,
+    }
     if norm == "pre":  # mBART starts decoding from the last label token (EOS): say so to generate()
         config = MBartConfig(**common, decoder_start_token_id=EOS_ID)
         model_cls = MBartForConditionalGeneration
