@@ -154,8 +154,10 @@ def test_evaluate_model_writes_result_hypotheses_and_references(checkpoint, tmp_
     assert ref_path.read_text(encoding="utf-8").splitlines() == REFS
     assert len(hyps) == result["num_sentences"] == len(SRCS)
     scores = corpus_scores(hyps, REFS)
-    assert (result["bleu"], result["chrf"]) == (scores.bleu, scores.chrf)
-    assert result["bleu_signature"] == scores.bleu_signature
+    assert (result["bleu"], result["chrf"], result["chrfpp"], result["ter"]) == (
+        scores.bleu, scores.chrf, scores.chrfpp, scores.ter)
+    assert result["bleu_signature"] == scores.bleu_signature and result["ter_signature"] == scores.ter_signature
+    assert result["chrfpp_signature"] == scores.chrfpp_signature and "more_references" not in result
     assert (result["beam"], result["length_penalty"], result["split"]) == (2, 1.0, "test")
     assert result["model_info"]["draw"] == 1 and result["seconds"] > 0
     assert sorted(p.name for p in out.parent.iterdir()) == [

@@ -371,3 +371,35 @@ def test_evaluate_from_files_bad_input(files, tuned, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "metanmt evaluate: error: " in err and message in err, (args, err)
         assert list(tmp_path.glob("r.*")) == []
+
+
+def readme_commands() -> list[list[str]]:
+    """The commands of the README's "Adapt to your own language" section, as argument lists."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Adapt to your own language", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1).replace("\\\n", " ")
+    return [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("metanmt ")]
+
+
+def test_readme_commands_run_as_printed(files, tmp_path, monkeypatch, capsysbinary):
+    import io
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    for name, lines in (("train.ast", AST), ("train.en", EN), ("dev.ast", AST[:4]), ("dev.en", EN[:4]),
+                        ("test.ast", AST[4:8]), ("test.en", EN[4:8])):
+        write(tmp_path / name, lines)
+    (tmp_path / "RUN").mkdir()
+    (tmp_path / "RUN" / "best").symlink_to(files["base"])
+    finetune_args, evaluate_args, translate_args = readme_commands()
+    assert main([*finetune_args, "--config", str(files["config"])]) == 0
+    assert main(evaluate_args) == 0
+    assert json.loads((tmp_path / "ast-model" / "test.json").read_text())["num_sentences"] == 4
+    assert translate_args[-4:] == ["<", "new.ast", ">", "new.en"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"bonos d\xc3\xades\n"), encoding="utf-8"))
+    capsysbinary.readouterr()
+    assert main(translate_args[:-4]) == 0
+    assert len(capsysbinary.readouterr().out.decode().splitlines()) == 1

@@ -19,7 +19,7 @@ HELP = ("Translate a test split of the prepared data, or your own source file (-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
     parser.add_argument("--lang", metavar="XX",
-                        help="source language: required for prepared data; for files it is recorded (default: "
+                        help="source language: required for prepared data; for files it is recorded (unset: "
                              "the checkpoint's)")
     parser.add_argument("--output", required=True, metavar="FILE.json",
                         help="result JSON; sources, hypotheses and references are written beside it")

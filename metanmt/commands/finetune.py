@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metanmt.data.user_pairs import PairSource
+from metanmt.data.user_pairs import DEV_SHARE, PairSource
 from metanmt.errors import MetaNMTError
 from metanmt.train.config import FinetuneSection, TrainConfig
 
@@ -26,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     prepared = parser.add_argument_group("prepared data (a language of 'metanmt prepare')")
     prepared.add_argument("--tokens", type=int, help="fine-tuning subset size in English tokens")
-    prepared.add_argument("--draw", type=int, help="which random draw of that size (default 0)")
+    prepared.add_argument("--draw", type=int, help="which random draw of that size (unset: draw 0)")
     prepared.add_argument("--data", help="prepared data directory (default: the one the model records)")
     own = parser.add_argument_group(
         "your own data", "training pairs as two line-aligned files, a TSV (source<TAB>English) or a Hugging Face "
         "dataset (hub id, save_to_disk directory or json/jsonl/csv/parquet file); dev pairs the same way, else "
-        "10%% of the training pairs (at least 1) are held out with --seed")
+        f"{DEV_SHARE:.0%} of the training pairs (at least 1) are held out with --seed")
     for role in ("train", "dev"):
         own.add_argument(f"--{role}-src", metavar="FILE", help=f"{role} source sentences, one per line")
         own.add_argument(f"--{role}-tgt", metavar="FILE", help=f"{role} English sentences, aligned with --{role}-src")
