@@ -117,6 +117,40 @@ def test_every_form_reads_the_same_pairs(files, tmp_path):
         PairSource("train", src=str(files["src"]), tgt=str(files["tgt"]), tsv=str(files["tsv"])).read("ast")
 
 
+def test_hugging_face_datasets_on_the_command_line(files, tmp_path, capsys):
+    import datasets
+
+    def row(i: int) -> dict:
+        return {"id": i, "translation": {"ast": AST[i], "en": EN[i]}}
+
+    write(tmp_path / "train.jsonl", [json.dumps(row(i), ensure_ascii=False) for i in range(24)])
+    datasets.DatasetDict({"validation": datasets.Dataset.from_list([row(i) for i in DEV])}).save_to_disk(
+        str(tmp_path / "dev"))
+    hf = ("--train-hf", str(tmp_path / "train.jsonl"), "--dev-hf", str(tmp_path / "dev"))
+    assert finetune(files, tmp_path / "o", *hf, "--dev-hf-split", "validation") == 0
+    data = json.loads((tmp_path / "o" / "metanmt.json").read_text())["data"]
+    assert data["train"] == f"hf:{tmp_path / 'train.jsonl'},split=train" and data["pairs"] == 24
+    assert data["dev"] == f"hf:{tmp_path / 'dev'},split=validation" and data["dev_pairs"] == 3
+    capsys.readouterr()
+    assert finetune(files, tmp_path / "x", *hf, "--dev-hf-split", "validation", "--src-field", "id") == 2
+    assert f"{tmp_path / 'train.jsonl'} row 0: field 'id' is int, not a string" in capsys.readouterr().err
+    assert finetune(files, tmp_path / "x", *hf) == 2
+    assert f"{tmp_path / 'dev'} has no split 'train'; it has ['validation']" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_checkpoints_of_other_kinds_are_refused(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(MetaNMTError, match="holds a 'gpt2' model, not a sequence-to-sequence"):
+        load_checkpoint(tmp_path / "gpt2")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    with pytest.raises(MetaNMTError, match="cannot load checkpoint .*broken: config.json is unreadable"):
+        load_checkpoint(tmp_path / "broken")
+
+
 def test_hold_out_is_a_seeded_tenth_and_at_least_one_pair():
     train, dev = hold_out(24, seed=3, origin="x")
     assert len(dev) == 2 == round(DEV_SHARE * 24) and len(train) == 22

@@ -174,12 +174,14 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
 
 def _check_seq2seq(path: Path) -> None:
     """Refuse a checkpoint of another kind (BERT, GPT...) with a message, not a transformers traceback."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise MetaNMTError(f"cannot read {path / 'config.json'}: {err}") from None
-    if not (isinstance(config, dict) and config.get("is_encoder_decoder")):
-        kind = config.get("model_type", "unknown") if isinstance(config, dict) else "unknown"
+        raise MetaNMTError(f"cannot load checkpoint {path}: config.json is unreadable ({err})") from None
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if kind not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
         raise MetaNMTError(f"{path} holds a {kind!r} model, not a sequence-to-sequence (encoder-decoder) "
                            f"translation model such as MarianMT or mBART")
 
