@@ -225,10 +225,11 @@ def test_malformed_tags_and_english_are_refused(tag, message):
 def test_checkpoint_records_language_and_data(files, tuned):
     info = json.loads((tuned / "metanmt.json").read_text())
     sha = hashlib.sha256("".join(f"{s}\t{t}\n" for s, t in zip(AST, EN)).encode()).hexdigest()
+    dev_sha = hashlib.sha256("".join(f"{AST[i]}\t{EN[i]}\n" for i in DEV).encode()).hexdigest()
     assert info["lang"] == "ast" and info["base_model"] == str(files["base"].resolve())
     assert info["data"] == {"train": f"{files['src']} | {files['tgt']}", "dev": f"{files['dev_src']} | "
                             f"{files['dev_tgt']}", "pairs": 24, "en_tokens": 89, "sha256": sha, "dev_pairs": 3,
-                            "dev_overlap": 3, "max_tokens": None, "seed": 1}
+                            "dev_sha256": dev_sha, "dev_overlap": 3, "max_tokens": None, "seed": 1}
     assert info["tokens"] == 89 and info["params"] == "all" and info["system"] == "metanmt"
     assert "data_dir" not in info  # the base model's prepared data is not this model's data
     assert info["finetune"]["steps"] > 0 and info["finetune_config"]["max_steps"] == 40
@@ -285,6 +286,10 @@ def test_the_same_command_may_rerun_another_may_not(files, tmp_path, capsys):
     assert finetune(files, tmp_path / "other", *args) == 2
     assert "holds another run (made by: unknown)" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
+    write(tmp_path / "file", ["mine"])
+    assert finetune(files, tmp_path / "file", *args) == 2
+    assert f"--output-dir {tmp_path / 'file'} exists and is not a directory" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine\n"
 
 
 # ---------------------------------------------------------------- bad input: an error, nothing written

@@ -108,6 +108,7 @@ class UserData:
     dev: EncodedPairs
     en_tokens: int  # English tokens of the training pairs, counted as ``metanmt prepare`` counts them
     sha256: str  # of the training pairs, see :func:`pairs_sha256`
+    dev_sha256: str
     held_out: int  # dev pairs held out of the training data (0 when dev data was given)
     overlap: int  # dev pairs whose source sentence is also a training source
 
@@ -201,4 +202,4 @@ def load_user_data(tokenizer: Any, request: UserDataRequest, max_length: int,
     return UserData(train=encode_pairs(tokenizer, src, tgt, max_length, f"{lang}-en/train"),
                     dev=encode_pairs(tokenizer, dev_src, dev_tgt, max_length, f"{lang}-en/dev"),
                     en_tokens=int(english_token_counts(tgt).sum()), sha256=pairs_sha256(src, tgt),
-                    held_out=held_out, overlap=overlap)
+                    dev_sha256=pairs_sha256(dev_src, dev_tgt), held_out=held_out, overlap=overlap)

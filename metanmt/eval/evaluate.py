@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from metanmt.data.prepared import EncodedPairs
 from metanmt.errors import MetaNMTError
 from metanmt.eval.files import write_lines_atomic, write_text_atomic
 
@@ -103,9 +104,9 @@ def evaluate_model(
     if not len(pairs):
         raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
     record = {"lang": lang, "split": split, "max_sentences": max_sentences, "data_dir": os.path.abspath(data_dir)}
-    return _translate_and_score((model_dir, model, tokenizer, info), pairs, [list(pairs.tgt_text)], output_json,
-                                record, Decoding(beam, length_penalty, batch_size, max_tokens, device), progress,
-                                start)
+    decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
+    return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)], output_json,
+                                record, decoding, progress, start)
 
 
 def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,
@@ -131,21 +132,22 @@ def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path
     pairs = encode_pairs(tokenizer, sources, references[0], model.config.max_position_embeddings, str(src))
     record = {"lang": lang or info.get("lang") or "unknown", "split": "files",
               "source_file": os.path.abspath(src), "reference_files": [os.path.abspath(r) for r in refs]}
-    return _translate_and_score((Path(model_dir), model, tokenizer, info), pairs, references, output_json,
-                                record, decoding, progress, start)
+    return _translate_and_score(model_dir, (model, tokenizer, info), pairs, references, output_json, record,
+                                decoding, progress, start)
 
 
-def _translate_and_score(checkpoint: tuple[Path, Any, Any, dict[str, Any]], pairs: Any,
+def _translate_and_score(model_dir: str | Path, loaded: tuple[Any, Any, dict[str, Any]], pairs: EncodedPairs,
                          references: list[list[str]], output_json: str | Path, record: dict[str, Any],
                          decoding: Decoding, progress: bool, start: float) -> dict[str, Any]:
-    """Decode ``pairs``' sources, score against ``references`` (one list per reference set), write the files."""
+    """Decode ``pairs``' sources with the checkpoint ``loaded`` from ``model_dir`` (model, tokenizer, info),
+    score against ``references`` (one list per reference set) and write the result files."""
     import torch
 
     from metanmt.eval.diagnostics import source_gap
     from metanmt.eval.generate import translate
     from metanmt.eval.metrics import corpus_scores
 
-    model_dir, model, tokenizer, info = checkpoint
+    model, tokenizer, info = loaded
     model.to(decoding.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     sources = list(pairs.src_text)
     hypotheses = translate(model, tokenizer, sources, num_beams=decoding.beam,

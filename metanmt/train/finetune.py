@@ -175,7 +175,8 @@ def _user_info(model_dir: str | Path, info: dict[str, Any], request: UserDataReq
     """``metanmt.json`` of a checkpoint fine-tuned on user data; ``run_key`` identifies the run's inputs."""
     dev = request.dev.describe() if request.dev.given else f"held out of the training data (seed {request.seed})"
     record = {"train": request.train.describe(), "dev": dev, "pairs": len(data.train), "en_tokens": data.en_tokens,
-              "sha256": data.sha256, "dev_pairs": len(data.dev), "dev_overlap": data.overlap,
+              "sha256": data.sha256, "dev_pairs": len(data.dev), "dev_sha256": data.dev_sha256,
+              "dev_overlap": data.overlap,
               "max_tokens": request.max_tokens, "seed": request.seed}
     base = str(Path(model_dir).resolve())
     run = {"base_model": base, "lang": request.lang, "data": record, "finetune_config": asdict(cfg)}
@@ -196,11 +197,11 @@ def check_output_dir(path: str | Path, run_key: str) -> None:
     try:
         info = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict) or info.get("run_key") != run_key:
-        made_by = info.get("command") if isinstance(info, dict) and info.get("command") else "unknown"
-        raise MetaNMTError(f"--output-dir {path} holds another run (made by: {made_by}); choose another "
-                           f"directory or remove that one")
+        info = None
+    info = info if isinstance(info, dict) else {}
+    if info.get("run_key") != run_key:
+        raise MetaNMTError(f"--output-dir {path} holds another run (made by: {info.get('command') or 'unknown'}); "
+                           f"choose another directory or remove that one")
 
 
 def default_device() -> str:
