@@ -175,6 +175,8 @@ def test_subsets_count_english_tokens_as_prepare_does():
         draw_subset("ast", EN, 500, seed=1)
     with pytest.raises(MetaNMTError, match="--max-tokens must be at least 1, got 0"):
         draw_subset("ast", EN, 0, seed=1)
+    with pytest.raises(MetaNMTError, match="--max-tokens 1 drew no pair with seed 1"):
+        draw_subset("ast", EN, 1, seed=1)  # the shortest sentence has 1 token, but is not drawn first
 
 
 def test_pairs_are_encoded_by_the_checkpoints_tokenizer_with_eos(files):

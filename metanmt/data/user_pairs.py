@@ -141,7 +141,11 @@ def draw_subset(lang: str, english: list[str], max_tokens: int, seed: int) -> np
     if max_tokens < 1:
         raise MetaNMTError(f"--max-tokens must be at least 1, got {max_tokens}")
     arrays, _ = finetune_subsets(lang, english, (max_tokens,), 1, seed, option="--max-tokens")
-    return arrays[f"tokens{max_tokens}_draw0"]
+    chosen = arrays[f"tokens{max_tokens}_draw0"]
+    if not len(chosen):
+        raise MetaNMTError(f"--max-tokens {max_tokens} drew no pair with seed {seed}: the first pair drawn "
+                           f"is longer; give a larger --max-tokens")
+    return chosen
 
 
 def count_overlap(dev_src: list[str], train_src: list[str]) -> int:
