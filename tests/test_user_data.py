@@ -367,7 +367,8 @@ def test_whole_path_on_a_new_language_from_plain_files(files, tuned, tmp_path, c
     out = capsys.readouterr().out
     base, result = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("base", "tuned"))
     assert result["lang"] == "ast" and result["split"] == "files" and result["num_sentences"] == 24
-    assert result["bleu"] > base["bleu"] + 20 and result["chrf"] > base["chrf"] + 20  # it learnt its data
+    assert base["bleu"] < 5 and base["chrf"] < 20  # untrained: ~0 BLEU, ~3 chrF
+    assert result["bleu"] > 80 and result["chrf"] > 80  # it learnt its data (100 on the machine it was written on)
     assert result["ter"] < base["ter"] and result["chrfpp"] > base["chrfpp"]
     assert "nrefs:2" in result["bleu_signature"] and "nrefs:1" in base["bleu_signature"]
     assert "nw:2" in result["chrfpp_signature"] and result["ter_signature"].startswith("nrefs:2|case:lc")
@@ -394,7 +395,7 @@ def assert_generate_matches_translate(tuned: Path, hyps: list[str]) -> None:
         budget = int(1.5 * inputs["input_ids"].shape[1] + 10)  # translate's per-sentence output budget
         output = model.generate(**inputs, max_length=budget + 1)
         assert tokenizer.decode(output[0], skip_special_tokens=True) == expected
-    assert sum(h == e for h, e in zip(hyps, EN)) >= 12  # beam 2 reproduces at least half its training data
+    assert sum(h == e for h, e in zip(hyps, EN)) >= 18  # beam 2 reproduces most of its training data
 
 
 def test_evaluate_from_files_bad_input(files, tuned, tmp_path, capsys):
