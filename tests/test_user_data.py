@@ -257,7 +257,8 @@ def test_model_card(files, tuned):
     assert "| source language | `ast` (target: English) |" in card
     assert "| training data | 24 pairs, 89 English tokens (sacrebleu 13a), from " in card
     assert f"| training data sha256 | `{sha}` (lines `source<TAB>English`, UTF-8) |" in card
-    assert f"| dev data | 3 pairs: {files['dev_src']} | {files['dev_tgt']} |" in card
+    assert f"| dev data | 3 pairs: {files['dev_src']} \\| {files['dev_tgt']} |" in card  # escaped in a table
+    assert f"from `{files['src']} \\| {files['tgt']}` |" in card
     assert "| subset | all pairs |" in card
     assert f"## Made by\n\n```\nmetanmt finetune --model {files['base']} --lang ast --output-dir" in card
 

@@ -14,19 +14,19 @@ def model_card(info: dict[str, Any]) -> str:
     rows = [("base model", f"`{info['base_model']}`"),
             ("source language", f"`{lang}` (target: English)"),
             ("training data", (f"{data['pairs']:,} pairs, {data['en_tokens']:,} English tokens (sacrebleu 13a), "
-                              f"from `{data['train']}`")),
+                               f"from `{data['train']}`")),
             ("training data sha256", f"`{data['sha256']}` (lines `source<TAB>English`, UTF-8)"),
             ("subset", subset),
             ("dev data", f"{data['dev_pairs']:,} pairs: {data['dev']}"),
             ("fine-tuning", (f"parameters `{info['params']}`, {tuned.get('steps', 0)} steps (best at "
-                            f"{tuned.get('best_step', 0)}), lr {tuned.get('lr')}"))]
+                             f"{tuned.get('best_step', 0)}), lr {tuned.get('lr')}"))]
     generate = ('print(tokenizer.batch_decode(model.generate(**tokenizer(["..."], return_tensors="pt")), '
                 "skip_special_tokens=True))")
     return "\n".join([
         "---", f"language: [{lang.split('-')[0].lower()}, en]", "pipeline_tag: translation",
         "library_name: transformers", "tags: [metanmt, translation]", "---", "",
         f"# {lang} → English, fine-tuned with metanmt", "",
-        "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
+        "| | |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in rows), "",
         "## Decoding", "",
         "`generation_config.json` holds the decoding of `metanmt translate` (beam 4, length penalty 0.6):", "",
         "```python", "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer", "",
@@ -34,3 +34,8 @@ def model_card(info: dict[str, Any]) -> str:
         'tokenizer = AutoTokenizer.from_pretrained("THIS_DIR")', generate, "```", "",
         "## Made by", "", "```", info.get("command") or "(not recorded)", "```", "",
     ])
+
+
+def _cell(text: str) -> str:
+    """A table cell: a ``|`` (as in ``a.ast | a.en``) would otherwise end the cell, even inside backticks."""
+    return text.replace("|", "\\|")
