@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metanmt.data.user_pairs import DEV_SHARE, PairSource
+from metanmt.data.user_pairs import DEV_SHARE, PairSource, UserDataRequest
 from metanmt.errors import MetaNMTError
 from metanmt.train.config import FinetuneSection, TrainConfig
 
@@ -82,7 +82,6 @@ def _run_prepared(args: argparse.Namespace, cfg: FinetuneSection) -> Path:
 
 def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource, cfg: FinetuneSection) -> Path:
     from metanmt.data.languages import language_tag
-    from metanmt.data.user_pairs import UserDataRequest
     from metanmt.train.finetune import finetune_user_data
 
     mixed = [f"--{name}" for name in PREPARED_ONLY if getattr(args, name) is not None]
