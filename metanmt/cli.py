@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    args.command_line = shlex.join(["metanmt", *argv])  # recorded by commands that write checkpoints
+    args._command_line = shlex.join(["metanmt", *argv])  # recorded by commands that write checkpoints
     try:
         return int(module.run(args) or 0)
     except MetaNMTError as err:

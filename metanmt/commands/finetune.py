@@ -91,4 +91,4 @@ def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource,
         raise MetaNMTError("dev data was given but no training data: add --train-src/--train-tgt, --train-tsv "
                            "or --train-hf")
     request = UserDataRequest(language_tag(args.lang), train, dev, args.max_tokens, args.seed)
-    return finetune_user_data(args.model, request, args.output_dir, cfg, command=getattr(args, "command_line", ""))
+    return finetune_user_data(args.model, request, args.output_dir, cfg, command=getattr(args, "_command_line", ""))
