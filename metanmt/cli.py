@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -21,10 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("metanmt.commands.prepare", "Clean, split, train the shared SentencePiece model and encode the corpora of a config."),
     "meta-train": ("metanmt.commands.meta_train", "Meta-train (FOMAML/MAML/Reptile) over the training languages."),
     "pretrain": ("metanmt.commands.pretrain", "Train the multilingual baseline at the same budget."),
-    "finetune": ("metanmt.commands.finetune", "Fine-tune a checkpoint on a few thousand tokens of a language."),
+    "finetune": ("metanmt.commands.finetune", "Fine-tune a checkpoint on a few thousand tokens of a language (prepared or your own files)."),
     "fewshot": ("metanmt.commands.fewshot", "Meta-train and evaluate on an image few-shot benchmark (Omniglot, Mini-ImageNet)."),
     "fewshot-report": ("metanmt.commands.fewshot_report", "Render few-shot results beside the published MAML/ProtoNet numbers."),
-    "evaluate": ("metanmt.commands.evaluate", "Translate a test split with beam search and score it with sacrebleu (BLEU, chrF)."),
+    "evaluate": ("metanmt.commands.evaluate", "Translate a test split or your own files with beam search; score with sacrebleu (BLEU, chrF, TER)."),
     "translate": ("metanmt.commands.translate", "Translate stdin (one sentence per line) to English with a checkpoint."),
     "report": ("metanmt.commands.report", "Collect evaluations into report.json/report.md and the BLEU-vs-size plot."),
 }
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
+    args._command_line = shlex.join(["metanmt", *argv])  # recorded by commands that write checkpoints
     try:
         return int(module.run(args) or 0)
     except MetaNMTError as err:

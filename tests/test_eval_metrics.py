@@ -47,6 +47,31 @@ def test_worse_output_scores_lower(refs):
     assert 0 < bad.chrf < good.chrf < 100
 
 
+def test_chrfpp_and_ter_with_signatures(refs):
+    perfect = corpus_scores(refs, refs)
+    assert (perfect.chrfpp, perfect.ter) == (pytest.approx(100.0), 0.0)
+    assert "nw:2" in perfect.chrfpp_signature and "nrefs:1" in perfect.ter_signature
+    assert "tok:tercom" in perfect.ter_signature
+    # one substitution in six words: TER 1/6; chrF++ also counts word uni- and bigrams, so it differs from chrF
+    one_off = corpus_scores(["the cat sat on a mat"], ["the cat sat on the mat"])
+    assert one_off.ter == pytest.approx(100 / 6)
+    assert one_off.chrf == pytest.approx(65.9797, abs=1e-4) and one_off.chrfpp == pytest.approx(67.4444, abs=1e-4)
+    good, bad = corpus_scores(noisy(refs, 0.1, 1), refs), corpus_scores(noisy(refs, 0.5, 1), refs)
+    assert 0 < good.ter < bad.ter and bad.chrfpp < good.chrfpp
+
+
+def test_multiple_references_take_the_best_match():
+    hyps = ["a dog runs in the park", "good morning"]
+    first, second = ["the dog runs in a park", "hello"], ["a dog runs in the park", "good morning"]
+    both = corpus_scores(hyps, first, [second])
+    assert (both.bleu, both.chrf, both.ter) == (pytest.approx(100.0), pytest.approx(100.0), 0.0)
+    assert corpus_scores(hyps, first).bleu < 50
+    assert all("nrefs:2" in s for s in (both.bleu_signature, both.chrf_signature, both.chrfpp_signature,
+                                         both.ter_signature))
+    with pytest.raises(ValueError, match="reference set 2 has 1 lines but there are 2 references"):
+        corpus_scores(hyps, first, [second[:1]])
+
+
 @pytest.mark.parametrize("hyps,refs_,message", [
     (["a"], ["a", "b"], "hypotheses has 1 lines but there are 2 references"),
     ([], [], "no references"),

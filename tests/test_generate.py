@@ -90,7 +90,8 @@ def test_output_budget_follows_each_source_length_and_the_model_limit(tiny, monk
     def spy(**kwargs):
         out = original(**kwargs)
         (budget,) = kwargs["logits_processor"]
-        calls.append((tuple(kwargs["input_ids"].shape), kwargs["max_new_tokens"], budget.budgets.tolist(),
+        # max_length counts the decoder start token: the budget of new tokens is one less
+        calls.append((tuple(kwargs["input_ids"].shape), kwargs["max_length"] - 1, budget.budgets.tolist(),
                       out.tolist()))
         return out
 
@@ -153,8 +154,10 @@ def test_evaluate_model_writes_result_hypotheses_and_references(checkpoint, tmp_
     assert ref_path.read_text(encoding="utf-8").splitlines() == REFS
     assert len(hyps) == result["num_sentences"] == len(SRCS)
     scores = corpus_scores(hyps, REFS)
-    assert (result["bleu"], result["chrf"]) == (scores.bleu, scores.chrf)
-    assert result["bleu_signature"] == scores.bleu_signature
+    assert (result["bleu"], result["chrf"], result["chrfpp"], result["ter"]) == (
+        scores.bleu, scores.chrf, scores.chrfpp, scores.ter)
+    assert result["bleu_signature"] == scores.bleu_signature and result["ter_signature"] == scores.ter_signature
+    assert result["chrfpp_signature"] == scores.chrfpp_signature and "more_references" not in result
     assert (result["beam"], result["length_penalty"], result["split"]) == (2, 1.0, "test")
     assert result["model_info"]["draw"] == 1 and result["seconds"] > 0
     assert sorted(p.name for p in out.parent.iterdir()) == [
@@ -216,8 +219,13 @@ def test_translate_command_keeps_lines_aligned(checkpoint, tiny, monkeypatch, ca
     assert b"fine-tuned on 'fi'" in err  # informational: the model was fine-tuned on another language
 
     model_args = ("--model", str(checkpoint))
-    code, _, err = run_translate(monkeypatch, capsysbinary, b"x\n", *model_args, "--lang", "xx")
-    assert code == 2 and b"unknown language code 'xx'" in err
+    code, _, err = run_translate(monkeypatch, capsysbinary, b"x\n", *model_args, "--lang", "x1!")
+    assert code == 2 and b"--lang 'x1!' is not a language tag" in err
+    code, _, err = run_translate(monkeypatch, capsysbinary, b"x\n", *model_args, "--lang", "en")
+    assert code == 2 and b"English is the target side" in err
+    code, out, _ = run_translate(monkeypatch, capsysbinary, b"hello world\n", *model_args, "--lang", "ast",
+                                 "--beam", "2")
+    assert code == 0 and out.decode() == expected[0] + "\n"  # any language tag: the model does not look it up
     code, _, err = run_translate(monkeypatch, capsysbinary, b"\xff\n", *model_args, "--lang", "fi")
     assert code == 2 and b"not UTF-8" in err
 

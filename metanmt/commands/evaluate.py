@@ -1,40 +1,78 @@
-"""``metanmt evaluate``: beam-search a test split with a checkpoint and score it with sacrebleu."""
+"""``metanmt evaluate``: beam-search a test set with a checkpoint and score it with sacrebleu.
+
+The test set is a split of the prepared data (``--lang XX --split test``) or your own files
+(``--src FILE --ref FILE [--ref FILE2 ...]``).
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-HELP = "Translate a test split with beam search and score it with sacrebleu (BLEU, chrF)."
+from metanmt.errors import MetaNMTError
+from metanmt.eval.evaluate import Decoding
+
+HELP = ("Translate a test split of the prepared data, or your own source file (--src, --ref ...), with beam "
+        "search and score it with sacrebleu (BLEU, chrF, chrF++, TER).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
-    parser.add_argument("--lang", required=True, metavar="XX", help="source language code of the split")
-    parser.add_argument("--split", default="test", help="split of the prepared data (test, test_flores, ...)")
+    parser.add_argument("--lang", metavar="XX",
+                        help="source language: required for prepared data; for files it is recorded (unset: "
+                             "the checkpoint's)")
     parser.add_argument("--output", required=True, metavar="FILE.json",
-                        help="result JSON; hypotheses and references are written beside it")
-    parser.add_argument("--data", metavar="DIR", default=None,
-                        help="prepared data directory (unset: the one recorded in the checkpoint)")
-    parser.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
-    parser.add_argument("--length-penalty", type=float, default=0.6,
-                        help="exponent alpha: beam scores are divided by length**alpha")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
-    parser.add_argument("--max-sentences", type=int, default=None, help="evaluate only the first N sentences")
-    parser.add_argument("--device", default=None, help="torch device (unset: cuda if available, else cpu)")
+                        help="result JSON; sources, hypotheses and references are written beside it")
+    prepared = parser.add_argument_group("prepared data")
+    prepared.add_argument("--split", help="split of the prepared data (test, test_flores, ...; default test)")
+    prepared.add_argument("--data", metavar="DIR", default=None,
+                          help="prepared data directory (unset: the one recorded in the checkpoint)")
+    prepared.add_argument("--max-sentences", type=int, default=None, help="evaluate only the first N sentences")
+    own = parser.add_argument_group("your own files")
+    own.add_argument("--src", metavar="FILE", help="source sentences, one per line")
+    own.add_argument("--ref", metavar="FILE", action="append",
+                     help="English references aligned with --src; repeat for more reference sets")
+    decoding = parser.add_argument_group("decoding")
+    decoding.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
+    decoding.add_argument("--length-penalty", type=float, default=0.6,
+                          help="exponent alpha: beam scores are divided by length**alpha")
+    decoding.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    decoding.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
+    decoding.add_argument("--device", default=None, help="torch device (unset: cuda if available, else cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from metanmt.eval.evaluate import evaluate_model
-
-    result = evaluate_model(
-        args.model, args.lang, args.split, args.output, data_dir=args.data, beam=args.beam,
-        length_penalty=args.length_penalty, batch_size=args.batch_size, max_tokens=args.max_tokens,
-        max_sentences=args.max_sentences, device=args.device,
-    )
-    print(f"{result['lang']}/{result['split']} ({result['num_sentences']} sentences, "
-          f"{result['seconds']:.1f} s): BLEU = {result['bleu']:.2f}  chrF = {result['chrf']:.2f}")
-    print(f"BLEU signature: {result['bleu_signature']}")
-    print(f"chrF signature: {result['chrf_signature']}")
+    decoding = Decoding(args.beam, args.length_penalty, args.batch_size, args.max_tokens, args.device)
+    result = _run_files(args, decoding) if args.src or args.ref else _run_prepared(args, decoding)
+    print(f"{result['lang']}/{result['split']} ({result['num_sentences']} sentences, {result['seconds']:.1f} s): "
+          f"BLEU = {result['bleu']:.2f}  chrF = {result['chrf']:.2f}  chrF++ = {result['chrfpp']:.2f}  "
+          f"TER = {result['ter']:.2f}")
+    for key, name in (("bleu", "BLEU"), ("chrf", "chrF"), ("chrfpp", "chrF++"), ("ter", "TER")):
+        print(f"{name} signature: {result[f'{key}_signature']}")
     print(f"wrote {args.output}")
     return 0
+
+
+def _run_prepared(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:
+    from metanmt.eval.evaluate import evaluate_model
+
+    if not args.lang:
+        raise MetaNMTError("give --lang XX (a split of the prepared data) or your own files (--src and --ref)")
+    return evaluate_model(args.model, args.lang, args.split or "test", args.output, data_dir=args.data,
+                          beam=decoding.beam, length_penalty=decoding.length_penalty,
+                          batch_size=decoding.batch_size, max_tokens=decoding.max_tokens,
+                          max_sentences=args.max_sentences, device=decoding.device)
+
+
+def _run_files(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:
+    from metanmt.data.languages import language_tag
+    from metanmt.eval.evaluate import evaluate_files
+
+    mixed = [f"--{name.replace('_', '-')}" for name in ("split", "data", "max_sentences")
+             if getattr(args, name) is not None]
+    if mixed:
+        raise MetaNMTError(f"{', '.join(mixed)} select prepared data; with --src/--ref the files are the test set")
+    if not (args.src and args.ref):
+        raise MetaNMTError("--src and --ref go together: the source file and its English reference file(s)")
+    lang = language_tag(args.lang) if args.lang else None
+    return evaluate_files(args.model, args.src, args.ref, args.output, lang=lang, decoding=decoding)

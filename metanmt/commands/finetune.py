@@ -1,34 +1,94 @@
-"""``metanmt finetune``: adapt a checkpoint to a new language on a prepared fine-tuning subset."""
+"""``metanmt finetune``: adapt a checkpoint to a language, on a prepared fine-tuning subset or on your own files."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from metanmt.train.config import TrainConfig
+from metanmt.data.user_pairs import DEV_SHARE, PairSource, UserDataRequest
+from metanmt.errors import MetaNMTError
+from metanmt.train.config import FinetuneSection, TrainConfig
 
-HELP = ("Fine-tune a checkpoint on N target tokens (draw I) of a language, with early stopping on its dev "
-        "set; --tokens 0 saves the model unchanged for zero-shot evaluation.")
+HELP = ("Fine-tune a checkpoint on N target tokens (draw I) of a prepared language, or on your own pairs of any "
+        "language (--train-src/--train-tgt, --train-tsv or --train-hf), with early stopping on a dev set; "
+        "--tokens 0 saves the model unchanged for zero-shot evaluation.")
+PREPARED_ONLY = ("tokens", "draw", "data")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="checkpoint directory (e.g. RUN/best)")
-    parser.add_argument("--lang", required=True, help="ISO 639-1 code of the language to adapt to")
-    parser.add_argument("--tokens", type=int, required=True, help="fine-tuning subset size in English tokens")
-    parser.add_argument("--draw", type=int, default=0, help="which random draw of that size")
-    parser.add_argument("--params", choices=["all", "emb_enc", "emb"], help="parameters to fine-tune")
+    parser.add_argument("--lang", required=True,
+                        help="language to adapt to: a prepared language's code, or for your own data any ISO "
+                             "639-1/639-3 code or BCP-47 tag (recorded in the checkpoint)")
     parser.add_argument("--output-dir", required=True, help="where to save the fine-tuned checkpoint")
+    parser.add_argument("--params", choices=["all", "emb_enc", "emb"], help="parameters to fine-tune")
     parser.add_argument("--config", help="YAML config whose 'finetune' section sets lr, steps, patience")
-    parser.add_argument("--data", help="prepared data directory (default: the one the model records)")
     parser.add_argument("--seed", type=int, default=1)
+    prepared = parser.add_argument_group("prepared data (a language of 'metanmt prepare')")
+    prepared.add_argument("--tokens", type=int, help="fine-tuning subset size in English tokens")
+    prepared.add_argument("--draw", type=int, help="which random draw of that size (unset: draw 0)")
+    prepared.add_argument("--data", help="prepared data directory (default: the one the model records)")
+    own = parser.add_argument_group(
+        "your own data", "training pairs as two line-aligned files, a TSV (source<TAB>English) or a Hugging Face "
+        "dataset (hub id, save_to_disk directory or json/jsonl/csv/parquet file); dev pairs the same way, else "
+        f"{DEV_SHARE:.0%} of the training pairs (at least 1) are held out with --seed")
+    for role in ("train", "dev"):
+        own.add_argument(f"--{role}-src", metavar="FILE", help=f"{role} source sentences, one per line")
+        own.add_argument(f"--{role}-tgt", metavar="FILE", help=f"{role} English sentences, aligned with --{role}-src")
+        own.add_argument(f"--{role}-tsv", metavar="FILE", help=f"{role} pairs as source<TAB>English lines")
+        own.add_argument(f"--{role}-hf", metavar="PATH_OR_ID", help=f"{role} pairs from a Hugging Face dataset")
+    own.add_argument("--hf-config", help="dataset configuration name (load_dataset's name)")
+    own.add_argument("--hf-split", default="train", help="split of --train-hf")
+    own.add_argument("--dev-hf-split", help="split of --dev-hf (default: --hf-split)")
+    own.add_argument("--src-field", help="dotted field of the source sentence (default: translation.LANG)")
+    own.add_argument("--tgt-field", default="translation.en", help="dotted field of the English sentence")
+    own.add_argument("--max-tokens", type=int,
+                     help="train on a random subset of about N English tokens (sacrebleu 13a), drawn with --seed")
+
+
+def _sources(args: argparse.Namespace) -> tuple[PairSource, PairSource]:
+    """The training and dev :class:`PairSource` of the command line."""
+    hf = {"hf_config": args.hf_config, "src_field": args.src_field, "tgt_field": args.tgt_field}
+    return tuple(PairSource(role, src=getattr(args, f"{role}_src"), tgt=getattr(args, f"{role}_tgt"),
+                            tsv=getattr(args, f"{role}_tsv"), hf=getattr(args, f"{role}_hf"),
+                            hf_split=split, **hf)
+                 for role, split in (("train", args.hf_split), ("dev", args.dev_hf_split or args.hf_split)))
 
 
 def run(args: argparse.Namespace) -> int:
-    from metanmt.train.finetune import finetune_checkpoint
-
-    overrides = {"finetune": {"params": args.params}}
+    overrides = {"finetune": {"params": args.params} if args.params else {}}  # unset: the config's, or "all"
     cfg = (TrainConfig.load(args.config, overrides) if args.config
            else TrainConfig.from_dict(overrides, source="--params")).finetune
-    out = finetune_checkpoint(args.model, args.lang, args.tokens, args.draw, args.output_dir, cfg,
-                              data_dir=args.data, seed=args.seed)
+    train, dev = _sources(args)
+    if train.given or dev.given:
+        out = _run_user_data(args, train, dev, cfg)
+    else:
+        out = _run_prepared(args, cfg)
     print(f"saved {out}")
     return 0
+
+
+def _run_prepared(args: argparse.Namespace, cfg: FinetuneSection) -> Path:
+    from metanmt.train.finetune import finetune_checkpoint
+
+    if args.tokens is None:
+        raise MetaNMTError("give --tokens N (a prepared language) or your own training data (--train-src and "
+                           "--train-tgt, --train-tsv or --train-hf)")
+    if args.max_tokens is not None:
+        raise MetaNMTError("--max-tokens draws from your own data; for prepared data use --tokens and --draw")
+    return finetune_checkpoint(args.model, args.lang, args.tokens, args.draw or 0, args.output_dir, cfg,
+                               data_dir=args.data, seed=args.seed)
+
+
+def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource, cfg: FinetuneSection) -> Path:
+    from metanmt.data.languages import language_tag
+    from metanmt.train.finetune import finetune_user_data
+
+    mixed = [f"--{name}" for name in PREPARED_ONLY if getattr(args, name) is not None]
+    if mixed:
+        raise MetaNMTError(f"{', '.join(mixed)} select prepared data; with your own data use --max-tokens and --seed")
+    if not train.given:
+        raise MetaNMTError("dev data was given but no training data: add --train-src/--train-tgt, --train-tsv "
+                           "or --train-hf")
+    request = UserDataRequest(language_tag(args.lang), train, dev, args.max_tokens, args.seed)
+    return finetune_user_data(args.model, request, args.output_dir, cfg, command=getattr(args, "_command_line", ""))

@@ -10,7 +10,8 @@ HELP = "Translate stdin (one sentence per line) to English with a checkpoint."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
-    parser.add_argument("--lang", required=True, metavar="XX", help="ISO 639-1 code of the input language")
+    parser.add_argument("--lang", required=True, metavar="XX",
+                        help="language of the input: an ISO 639-1/639-3 code or BCP-47 tag (informational)")
     parser.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
     parser.add_argument("--length-penalty", type=float, default=0.6,
                         help="exponent alpha: beam scores are divided by length**alpha")
@@ -22,12 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from metanmt.data.languages import source_language
+    from metanmt.data.languages import language_tag
     from metanmt.errors import MetaNMTError
     from metanmt.eval.generate import translate
     from metanmt.models.seq2seq import load_checkpoint
 
-    source_language(args.lang)  # the model is X->English: the code is informational, but must be real
+    language_tag(args.lang)  # the model is X->English: the tag is informational, but must look like one
     model, tokenizer, info = load_checkpoint(args.model)
     trained_on = info.get("lang")
     if info.get("tokens") and isinstance(trained_on, str) and trained_on != args.lang:

@@ -325,6 +325,26 @@ def _field(row: Mapping[str, Any], dotted: str, where: str) -> str:
     return value
 
 
+def read_hf_rows(dataset: Any, src_field: str, tgt_field: str, where: str) -> ParallelText:
+    """The pairs of a Hugging Face dataset's rows; ``src_field``/``tgt_field`` are dotted paths into a row."""
+    src, tgt = [], []
+    for number, row in enumerate(dataset):
+        src.append(_field(row, src_field, f"{where} row {number}"))
+        tgt.append(_field(row, tgt_field, f"{where} row {number}"))
+    return ParallelText(src, tgt, where)
+
+
+def select_split(dataset: Any, split: str, where: str) -> Any:
+    """One split of what ``load_from_disk`` returned (a ``DatasetDict`` or already a single ``Dataset``)."""
+    import datasets
+
+    if not isinstance(dataset, datasets.DatasetDict):
+        return dataset
+    if split not in dataset:
+        raise MetaNMTError(f"{where} has no split {split!r}; it has {sorted(dataset)}")
+    return dataset[split]
+
+
 class HFCorpus(Corpus):
     """A Hugging Face dataset via ``datasets.load_dataset`` (hub, local builder + ``data_files``, local dir).
 
@@ -401,14 +421,8 @@ class HFCorpus(Corpus):
     def read(self, lang: str) -> ParallelText:
         if not self.covers(lang):
             raise self._missing(lang)
-        dataset = self._load(lang)
-        src_field, tgt_field = self._opt("src_field", lang), self._opt("tgt_field", lang)
-        where = self.identity(lang)
-        src, tgt = [], []
-        for number, row in enumerate(dataset):
-            src.append(_field(row, src_field, f"{where} row {number}"))
-            tgt.append(_field(row, tgt_field, f"{where} row {number}"))
-        return ParallelText(src, tgt, where)
+        return read_hf_rows(self._load(lang), self._opt("src_field", lang), self._opt("tgt_field", lang),
+                            self.identity(lang))
 
     def where(self, lang: str) -> str:
         return self.identity(lang)
@@ -440,12 +454,7 @@ class HFDiskCorpus(HFCorpus):
             dataset = datasets.load_from_disk(str(path))
         except (OSError, ValueError) as err:
             raise MetaNMTError(f"cannot load the dataset saved at {path}: {err}") from None
-        if isinstance(dataset, datasets.DatasetDict):
-            split = self._opt("split", lang)
-            if split not in dataset:
-                raise MetaNMTError(f"{path} has no split {split!r}; it has {sorted(dataset)}")
-            dataset = dataset[split]
-        return dataset
+        return select_split(dataset, self._opt("split", lang), str(path))
 
     def where(self, lang: str) -> str:
         return str(self.resolve(self._opt("path", lang) or self.options["path"]))

@@ -7,6 +7,7 @@ English is the target side of every task.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from metanmt.errors import MetaNMTError
@@ -116,6 +117,20 @@ def source_language(code: str) -> Language:
     if code == TARGET:
         raise MetaNMTError("'en' cannot be a source language: English is the target side of every task")
     return language(code)
+
+
+_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def language_tag(tag: str) -> str:
+    """Check the tag of a language the user brings data for: any ISO 639-1/639-3 code or BCP-47-looking tag
+    (``ast``, ``qu``, ``gsw-CH``) is accepted as is; it is recorded, not looked up in the registry."""
+    if not _TAG.fullmatch(tag):
+        raise MetaNMTError(f"--lang {tag!r} is not a language tag: give an ISO 639-1/639-3 code such as 'qu' or "
+                           f"'ast', or a BCP-47 tag such as 'gsw-CH'")
+    if tag.split("-")[0].lower() in (TARGET, "eng"):
+        raise MetaNMTError(f"--lang {tag!r}: English is the target side of every task, not a source language")
+    return tag
 
 
 def corpus_code(code: str, system: str) -> str | None:

@@ -272,17 +272,18 @@ def english_token_counts(sentences: list[str]) -> np.ndarray:
     return np.fromiter((len(tokenize(s).split()) for s in sentences), dtype=np.int64, count=len(sentences))
 
 
-def finetune_subsets(lang: str, english: list[str], sizes: tuple[int, ...], draws: int, seed: int
+def finetune_subsets(lang: str, english: list[str], sizes: tuple[int, ...], draws: int, seed: int,
+                     option: str = "data.finetune.tokens"
                      ) -> tuple[dict[str, np.ndarray], dict[str, list[dict[str, int]]]]:
     """Nested random subsets of a train split, each the longest prefix of a seeded permutation whose
     English token count stays within the budget. Returns index arrays by ``tokens{N}_draw{d}`` and,
-    for the manifest, pairs and tokens of each (size, draw)."""
+    for the manifest, pairs and tokens of each (size, draw). ``option`` names the setting in errors."""
     counts = english_token_counts(english)
     total = int(counts.sum())
     too_big = [size for size in sizes if size > total]
     if too_big:
         raise MetaNMTError(f"{lang}: fine-tuning subset size(s) {too_big} English tokens exceed its training "
-                           f"data: {total} English tokens in {len(english)} pairs (data.finetune.tokens)")
+                           f"data: {total} English tokens in {len(english)} pairs ({option})")
     arrays: dict[str, np.ndarray] = {}
     record: dict[str, list[dict[str, int]]] = {str(size): [] for size in sizes}
     for draw in range(draws):

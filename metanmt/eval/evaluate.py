@@ -1,8 +1,10 @@
-"""Evaluate a checkpoint on one split of the prepared data and write the result JSON the report reads.
+"""Evaluate a checkpoint on one split of the prepared data, or on the user's own test files, and write the
+result JSON the report reads.
 
-Next to ``FILE.json`` go ``FILE.hyp.txt`` (one detokenised hypothesis per line) and ``FILE.ref.txt``
-(the references), so the report can run paired significance tests without the data. The JSON is
-written last: its presence means the evaluation is complete.
+Next to ``FILE.json`` go ``FILE.hyp.txt`` (one detokenised hypothesis per line), ``FILE.ref.txt`` (the
+references; further reference sets in ``FILE.ref2.txt``...) and ``FILE.src.txt`` (the sources), so the
+report can run paired significance tests without the data and COMET or a reviewer can see the input.
+The JSON is written last: its presence means the evaluation is complete.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from metanmt.data.prepared import EncodedPairs
 from metanmt.errors import MetaNMTError
 from metanmt.eval.files import write_lines_atomic, write_text_atomic
 
-# keys every result JSON has (the report relies on them)
+# keys every result JSON has, older ones included (the report relies on them); results now also hold chrF++
+# and TER with their signatures ("chrfpp", "ter", ...) and the name of the sources file ("sources")
 RESULT_KEYS = ("lang", "split", "bleu", "chrf", "bleu_signature", "chrf_signature", "num_sentences", "beam",
                "length_penalty", "model", "model_info", "hypotheses", "references", "seconds")
 
@@ -54,6 +59,17 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How to translate: ``metanmt translate``'s beam search, batching and device (None: CUDA if available)."""
+
+    beam: int = 4
+    length_penalty: float = 0.6
+    batch_size: int = 64
+    max_tokens: int | None = None
+    device: str | None = None
+
+
 def evaluate_model(
     model_dir: str | Path,
     lang: str,
@@ -74,11 +90,6 @@ def evaluate_model(
     ``max_sentences`` keeps only the first sentences (quick checks). ``device`` defaults to CUDA when
     available. Returns the dict written to ``output_json``.
     """
-    import torch
-
-    from metanmt.eval.diagnostics import source_gap
-    from metanmt.eval.generate import translate
-    from metanmt.eval.metrics import corpus_scores
     from metanmt.models.seq2seq import load_checkpoint
 
     start = time.perf_counter()
@@ -90,43 +101,79 @@ def evaluate_model(
     if not data_dir:
         raise MetaNMTError(f"{model_dir}/metanmt.json records no data_dir: give the prepared data directory")
     pairs = load_split(data_dir, lang, split, max_sentences)
-    sources, references = list(pairs.src_text), list(pairs.tgt_text)
-    if not sources:
+    if not len(pairs):
         raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
+    record = {"lang": lang, "split": split, "max_sentences": max_sentences, "data_dir": os.path.abspath(data_dir)}
+    decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
+    return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)], output_json,
+                                record, decoding, progress, start)
 
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    hypotheses = translate(
-        model, tokenizer, sources, num_beams=beam, length_penalty=length_penalty, batch_size=batch_size,
-        max_tokens=max_tokens, progress=progress, desc=f"{lang}/{split}",
-    )
-    references = [_one_line(r) for r in references]
-    scores = corpus_scores(hypotheses, references)
-    gap = source_gap(model, pairs)
 
-    output_json = Path(output_json)
-    hyp_path, ref_path = companion_paths(output_json)
-    write_lines_atomic(hyp_path, hypotheses)
-    write_lines_atomic(ref_path, references)
-    write_lines_atomic(sources_path(output_json), [_one_line(x) for x in sources])
+def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,
+                   lang: str | None = None, decoding: Decoding = Decoding(), progress: bool = True
+                   ) -> dict[str, Any]:
+    """Translate the user's own test file and score it against one or more reference files (line-aligned).
+
+    ``lang`` defaults to the language the checkpoint records; the result has the keys of
+    :func:`evaluate_model` with ``split`` ``"files"``, so ``metanmt report`` reads it too.
+    """
+    from metanmt.data.corpora import read_aligned
+    from metanmt.data.user_pairs import encode_pairs
+    from metanmt.models.seq2seq import load_checkpoint
+
+    start = time.perf_counter()
+    if not refs:
+        raise MetaNMTError("give at least one reference file (--ref)")
+    texts = [read_aligned(Path(src), Path(ref)) for ref in refs]  # each misalignment names both files
+    sources, references = texts[0].src, [text.tgt for text in texts]
+    if not sources:
+        raise MetaNMTError(f"{src} is empty: nothing to evaluate")
+    model, tokenizer, info = load_checkpoint(model_dir)
+    pairs = encode_pairs(tokenizer, sources, references[0], model.config.max_position_embeddings, str(src))
+    record = {"lang": lang or info.get("lang") or "unknown", "split": "files",
+              "source_file": os.path.abspath(src), "reference_files": [os.path.abspath(r) for r in refs]}
+    return _translate_and_score(model_dir, (model, tokenizer, info), pairs, references, output_json, record,
+                                decoding, progress, start)
+
+
+def _translate_and_score(model_dir: str | Path, loaded: tuple[Any, Any, dict[str, Any]], pairs: EncodedPairs,
+                         references: list[list[str]], output_json: str | Path, record: dict[str, Any],
+                         decoding: Decoding, progress: bool, start: float) -> dict[str, Any]:
+    """Decode ``pairs``' sources with the checkpoint ``loaded`` from ``model_dir`` (model, tokenizer, info),
+    score against ``references`` (one list per reference set) and write the result files."""
+    import torch
+
+    from metanmt.eval.diagnostics import source_gap
+    from metanmt.eval.generate import translate
+    from metanmt.eval.metrics import corpus_scores
+
+    model, tokenizer, info = loaded
+    model.to(decoding.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sources = list(pairs.src_text)
+    hypotheses = translate(model, tokenizer, sources, num_beams=decoding.beam,
+                           length_penalty=decoding.length_penalty, batch_size=decoding.batch_size,
+                           max_tokens=decoding.max_tokens, progress=progress, desc=f"{record['lang']}/{record['split']}")
+    references = [[_one_line(r) for r in refs] for refs in references]
+    scores = corpus_scores(hypotheses, references[0], references[1:])
+    files = _write_texts(output_json, sources, hypotheses, references)
     result: dict[str, Any] = {
-        "lang": lang,
-        "split": split,
-        "bleu": scores.bleu,
-        "chrf": scores.chrf,
-        "bleu_signature": scores.bleu_signature,
-        "chrf_signature": scores.chrf_signature,
-        "source_gap": gap,
-        "num_sentences": len(sources),
-        "max_sentences": max_sentences,
-        "beam": beam,
-        "length_penalty": length_penalty,
-        "model": os.path.abspath(model_dir),
-        "model_info": info,
-        "data_dir": os.path.abspath(data_dir),
-        "hypotheses": hyp_path.name,
-        "references": ref_path.name,
-        "sources": sources_path(output_json).name,
-        "seconds": round(time.perf_counter() - start, 3),
+        **record, **asdict(scores), "source_gap": source_gap(model, pairs), "num_sentences": len(sources),
+        "beam": decoding.beam, "length_penalty": decoding.length_penalty, "model": os.path.abspath(model_dir),
+        "model_info": info, **files, "seconds": round(time.perf_counter() - start, 3),
     }
     write_text_atomic(output_json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
+
+
+def _write_texts(output_json: str | Path, sources: list[str], hypotheses: list[str], references: list[list[str]]
+                 ) -> dict[str, Any]:
+    """Sources, hypotheses and each reference set beside the result JSON; their names for the result."""
+    hyp_path, ref_path = companion_paths(output_json)
+    more = [ref_path.with_name(ref_path.name.replace(".ref.txt", f".ref{n}.txt"))
+            for n in range(2, len(references) + 1)]
+    write_lines_atomic(hyp_path, hypotheses)
+    for path, refs in zip([ref_path, *more], references, strict=True):
+        write_lines_atomic(path, refs)
+    write_lines_atomic(sources_path(output_json), [_one_line(x) for x in sources])
+    names = {"hypotheses": hyp_path.name, "references": ref_path.name, "sources": sources_path(output_json).name}
+    return {**names, **({"more_references": [p.name for p in more]} if more else {})}

@@ -116,7 +116,9 @@ def translate(
                 out = model.generate(
                     input_ids=inputs["input_ids"].to(device),
                     attention_mask=inputs["attention_mask"].to(device),
-                    max_new_tokens=max(budgets),
+                    # as max_length (the decoder start token + the budget): HF warns when a max_new_tokens
+                    # meets the max_length a checkpoint's generation_config.json carries
+                    max_length=max(budgets) + 1,
                     logits_processor=[PerSentenceBudget(budgets, num_beams, model.config.eos_token_id)],
                     do_sample=False,
                     **beam_kwargs,

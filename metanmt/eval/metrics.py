@@ -1,7 +1,8 @@
-"""Corpus BLEU and chrF with sacrebleu (default settings, signatures kept) and sacrebleu's paired bootstrap.
+"""Corpus BLEU, chrF, chrF++ and TER with sacrebleu (default settings, signatures kept) and sacrebleu's
+paired bootstrap.
 
-Scores are computed on detokenised text against one reference per sentence, so they are comparable with
-published sacrebleu numbers when the signatures match.
+Scores are computed on detokenised text against one or more references per sentence, so they are
+comparable with published sacrebleu numbers when the signatures match.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ class CorpusScores:
     chrf: float
     bleu_signature: str
     chrf_signature: str
+    chrfpp: float  # chrF++ (character and word bigrams)
+    ter: float  # translation edit rate: lower is better
+    chrfpp_signature: str
+    ter_signature: str
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,22 @@ def _check_lengths(references: Sequence[str], **hypotheses: Sequence[str]) -> No
             raise ValueError(f"{name} has {len(hyps)} lines but there are {len(references)} references")
 
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> CorpusScores:
-    """sacrebleu corpus BLEU (13a tokenisation, exp smoothing) and chrF2, with their signature strings."""
-    from sacrebleu.metrics import BLEU, CHRF
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
+                  more_references: Sequence[Sequence[str]] = ()) -> CorpusScores:
+    """sacrebleu corpus BLEU (13a tokenisation, exp smoothing), chrF2, chrF++ and TER with their signatures.
+
+    ``more_references`` are further reference translations of the same sentences (multi-reference scoring).
+    """
+    from sacrebleu.metrics import BLEU, CHRF, TER
 
     _check_lengths(references, hypotheses=hypotheses)
-    bleu, chrf = BLEU(), CHRF()
-    bleu_score = bleu.corpus_score(list(hypotheses), [list(references)])
-    chrf_score = chrf.corpus_score(list(hypotheses), [list(references)])
-    return CorpusScores(
-        bleu=float(bleu_score.score),
-        chrf=float(chrf_score.score),
-        bleu_signature=str(bleu.get_signature()),
-        chrf_signature=str(chrf.get_signature()),
-    )
+    for number, refs in enumerate(more_references, start=2):
+        _check_lengths(references, **{f"reference set {number}": refs})
+    all_refs = [list(references), *map(list, more_references)]
+    metrics = {"bleu": BLEU(), "chrf": CHRF(), "chrfpp": CHRF(word_order=2), "ter": TER()}
+    scores = {name: float(m.corpus_score(list(hypotheses), all_refs).score) for name, m in metrics.items()}
+    signatures = {f"{name}_signature": str(m.get_signature()) for name, m in metrics.items()}
+    return CorpusScores(**scores, **signatures)
 
 
 def paired_bootstrap(

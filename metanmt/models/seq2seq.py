@@ -114,8 +114,9 @@ def _quiet_hf() -> None:
 
 
 def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | None = None,
-                    extra_files: dict[str, Any] | None = None) -> Path:
-    """Write model + tokenizer (+ ``metanmt.json`` and extra torch files) atomically to ``path``.
+                    extra_files: dict[str, Any] | None = None, texts: dict[str, str] | None = None) -> Path:
+    """Write model + tokenizer (+ ``metanmt.json``, extra torch files and text files such as a model card
+    ``README.md``) atomically to ``path``.
 
     Everything goes to a temporary sibling directory first, which then replaces ``path`` by rename, so a
     crash never leaves a half-written checkpoint where a good one was.
@@ -132,6 +133,8 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
         (tmp / INFO_FILE).write_text(json.dumps(info or {}, indent=2, sort_keys=True), encoding="utf-8")
         for name, obj in (extra_files or {}).items():
             torch.save(obj, tmp / name)
+        for name, text in (texts or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         old = path.with_name(f".{path.name}.old")
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -152,6 +155,7 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
     _quiet_hf()
     if not (path / "config.json").is_file():
         raise MetaNMTError(f"{path} is not a metanmt/HF checkpoint directory (no config.json)")
+    _check_seq2seq(path)
     try:
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
@@ -166,6 +170,28 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
     info_file = path / INFO_FILE
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     return model, tokenizer, info
+
+
+def _check_seq2seq(path: Path) -> None:
+    """Refuse a checkpoint of another kind (BERT, GPT...) with a message, not a transformers traceback."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MetaNMTError(f"cannot load checkpoint {path}: config.json is unreadable ({err})") from None
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if kind not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        raise MetaNMTError(f"{path} holds a {kind!r} model, not a sequence-to-sequence (encoder-decoder) "
+                           f"translation model such as MarianMT or mBART")
+
+
+def set_decoding(model, num_beams: int = 4, length_penalty: float = 0.6) -> None:
+    """Store ``metanmt translate``'s decoding in the model's generation config, so that a plain
+    ``from_pretrained(...).generate()`` decodes the same way (``generation_config.json`` in the checkpoint)."""
+    config = model.generation_config
+    config.num_beams, config.length_penalty, config.do_sample = num_beams, length_penalty, False
+    config.max_length = model.config.max_position_embeddings  # the decoder start token + max_positions - 1
 
 
 # Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only).

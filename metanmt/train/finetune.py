@@ -7,13 +7,18 @@ Used three ways: ``metanmt finetune`` (MetaNMT and MultiNMT alike), the validati
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from metanmt.data.user_pairs import UserData, UserDataRequest, load_user_data, to_stderr
 from metanmt.errors import MetaNMTError
 from metanmt.models.seq2seq import PARAM_GROUPS
 from metanmt.tasks.translation import batches_by_tokens
@@ -140,6 +145,63 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
                 "lang": lang, "tokens": tokens, "draw": draw, "params": cfg.params,
                 "finetune": {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}}
     return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info)
+
+
+def finetune_user_data(model_dir: str | Path, request: UserDataRequest, output_dir: str | Path,
+                       cfg: FinetuneSection, command: str = "", progress: bool = True,
+                       say: Callable[[str], None] = to_stderr) -> Path:
+    """Fine-tune a checkpoint on the user's own pairs of any language and save a shareable HF directory:
+    the decoding settings in ``generation_config.json`` and a model card ``README.md`` that says what it is.
+
+    Everything is read and checked before training, and the checkpoint is written atomically, so bad input
+    leaves ``output_dir`` untouched.
+    """
+    from metanmt.models.seq2seq import load_checkpoint, save_checkpoint, set_decoding
+    from metanmt.train.card import model_card
+
+    model, tokenizer, info = load_checkpoint(model_dir)
+    data = load_user_data(tokenizer, request, model.config.max_position_embeddings, say)
+    new_info = _user_info(model_dir, info, request, data, cfg, command)
+    check_output_dir(output_dir, new_info["run_key"])
+    model.to(default_device())
+    result = finetune(model, data.train, data.dev, cfg, seed=request.seed, progress=progress)
+    new_info["finetune"] = {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}
+    set_decoding(model)
+    return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info, texts={"README.md": model_card(new_info)})
+
+
+def _user_info(model_dir: str | Path, info: dict[str, Any], request: UserDataRequest, data: UserData,
+               cfg: FinetuneSection, command: str) -> dict[str, Any]:
+    """``metanmt.json`` of a checkpoint fine-tuned on user data; ``run_key`` identifies the run's inputs."""
+    dev = request.dev.describe() if request.dev.given else f"held out of the training data (seed {request.seed})"
+    record = {"train": request.train.describe(), "dev": dev, "pairs": len(data.train), "en_tokens": data.en_tokens,
+              "sha256": data.sha256, "dev_pairs": len(data.dev), "dev_sha256": data.dev_sha256,
+              "dev_overlap": data.overlap,
+              "max_tokens": request.max_tokens, "seed": request.seed}
+    base = str(Path(model_dir).resolve())
+    run = {"base_model": base, "lang": request.lang, "data": record, "finetune_config": asdict(cfg)}
+    kept = {k: v for k, v in info.items() if k not in ("step", "tokens", "draw", "data_dir", "command", "run_key")}
+    return {**kept, **run, "tokens": request.max_tokens or data.en_tokens, "params": cfg.params,
+            "command": command, "run_key": hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()}
+
+
+def check_output_dir(path: str | Path, run_key: str) -> None:
+    """Refuse an output directory that holds another run: only the same command re-run may replace it."""
+    from metanmt.models.seq2seq import INFO_FILE
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MetaNMTError(f"--output-dir {path} exists and is not a directory")
+    if not path.exists() or not any(path.iterdir()):
+        return
+    try:
+        info = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    info = info if isinstance(info, dict) else {}
+    if info.get("run_key") != run_key:
+        raise MetaNMTError(f"--output-dir {path} holds another run (made by: {info.get('command') or 'unknown'}); "
+                           f"choose another directory or remove that one")
 
 
 def default_device() -> str:
