@@ -52,8 +52,11 @@ def source_gap(model, pairs: EncodedPairs | Sequence[EncodedPairs], max_tokens: 
 
 def held_out_sample(data, split: str = "dev", per_language: int = 50) -> list[EncodedPairs]:
     """The first ``per_language`` pairs of ``split`` of every training language (the gap's held-out set)."""
-    return [data.pairs(lang, split).subset(np.arange(min(per_language, len(data.pairs(lang, split)))))
-            for lang in data.train_langs]
+    sample = []
+    for lang in data.train_langs:
+        pairs = data.pairs(lang, split)  # read once
+        sample.append(pairs.subset(np.arange(min(per_language, len(pairs)))))
+    return sample
 
 
 def verdict_line(system: str, gap: float | None) -> str:
