@@ -25,7 +25,8 @@ TINY = {
     "model": {"preset": "tiny", "dropout": 0.1},
     "meta": {"meta_batch": 2, "support_tokens": 200, "query_tokens": 200},
     "train": {"steps": 4, "eval_every": 2, "save_every": 2, "warmup_steps": 2},
-    "finetune": {"valid_steps": 2, "max_steps": 6, "eval_every": 3, "batch_tokens": 400},
+    "finetune": {"valid_steps": 2, "max_steps": 6, "eval_every": 3, "batch_tokens": 400,
+                 "lr_grid": [1e-4, 1e-3], "tune_tokens": 500},
     "eval": {"valid_sentences": 10, "beam": 2},
 }
 
@@ -79,6 +80,16 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
                    .read_text().splitlines() if "valid_bleu" in line]
     assert validations and all("gap" in r["source_gap"] for r in validations)
     assert report  # the report dict is returned too
+    # each system's fine-tuning rate is chosen on the validation language and used for every test fine-tune
+    for system in ("metanmt", "multinmt"):
+        choice = json.loads((tmp_path / "run" / "eval" / system / "finetune_lr.json").read_text())
+        assert choice["langs"] == ["ro"] and set(choice["scores"]) == {"0.0001", "0.001"}
+        best = max(choice["scores"].items(), key=lambda kv: (kv[1]["mean"], kv[1]["chrf_mean"]))
+        assert choice["lr"] == float(best[0])
+        info = json.loads((tmp_path / "run" / "finetune" / system / "fi" / "500" / "draw0" / "metanmt.json")
+                          .read_text())
+        assert info["finetune"]["lr"] == choice["lr"]
+    assert "Fine-tuning learning rate, chosen per system on the validation languages" in md
     # both systems processed the same token budget
     logs = {s: (tmp_path / "run" / s / "train_log.jsonl").read_text().splitlines() for s in ("metanmt", "multinmt")}
     per_step = 2 * (200 + 200)
@@ -236,9 +247,29 @@ def test_output_dir_of_another_config_is_refused(tiny_data, tmp_path):
     train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 2}}), tiny_data, out, progress=False)
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(MetaNMTError, match="different fingerprint"):
-        train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 3}}), tiny_data, out,
-              progress=False)
+        train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 2, "lr": 1e-3}}), tiny_data,
+              out, progress=False)
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+@pytest.mark.parametrize("system", ["metanmt", "multinmt"])
+def test_raising_steps_extends_a_finished_run_on_the_same_course(tiny_data, tmp_path, system):
+    """The schedule does not depend on train.steps: a finished run continues as if it had been longer."""
+    from metanmt.train.trainer import train
+
+    def cfg(steps):
+        return TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": steps, "eval_every": 10}})
+
+    def log(run):
+        lines = (tmp_path / run / "train_log.jsonl").read_text().splitlines()
+        return [(r["step"], r["tokens"], r["loss"]) for r in map(json.loads, lines)]
+
+    train(cfg(3), tiny_data, tmp_path / "straight", system=system, progress=False)
+    train(cfg(2), tiny_data, tmp_path / "extended", system=system, progress=False)
+    finished = len(log("extended"))
+    train(cfg(3), tiny_data, tmp_path / "extended", system=system, progress=False)
+    assert finished < len(log("extended"))
+    assert log("extended") == log("straight")  # the same losses and token counts at every step
 
 
 def test_unknown_config_key_is_an_error():
@@ -270,3 +301,18 @@ def test_selection_prefers_bleu_then_chrf():
     assert not improves({"mean": 0.0, "chrf_mean": 0.0}, state)  # a tie keeps the earlier checkpoint
     assert improves({"mean": 0.1, "chrf_mean": 0.0}, {"best_bleu": 0.0, "best_chrf": 9.0})
     assert not improves({"mean": 0.0, "chrf_mean": 9.0}, {"best_bleu": 0.1, "best_chrf": 0.0})
+
+
+def test_finetune_lr_choice_is_reused_only_for_the_same_grid(tiny_data, tmp_path):
+    from metanmt.data import PreparedData
+    from metanmt.train.validation import choose_finetune_lr
+
+    data = PreparedData.load(tiny_data)
+    cfg = TrainConfig.from_dict(TINY)
+    assert choose_finetune_lr(tmp_path / "no_model", data, TrainConfig.from_dict({}), tmp_path / "x.json") == 3e-4
+    done = tmp_path / "finetune_lr.json"
+    done.write_text(json.dumps({"grid": [1e-4, 1e-3], "tokens": 500, "langs": ["ro"], "lr": 1e-4, "scores": {}}))
+    assert choose_finetune_lr(tmp_path / "no_model", data, cfg, done) == 1e-4  # reused: no model is loaded
+    other = TrainConfig.from_dict({**TINY, "finetune": {**TINY["finetune"], "lr_grid": [5e-4]}})
+    with pytest.raises(MetaNMTError, match="no_model"):  # another grid: chosen anew, from the model
+        choose_finetune_lr(tmp_path / "no_model", data, other, done)

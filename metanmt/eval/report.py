@@ -495,6 +495,7 @@ def _held_out_markdown(report: dict[str, Any], plot: str | None) -> list[str]:
          "the largest p over draws."),
         "",
     ]
+    out += _finetune_lr_markdown(report.get("finetune_lr") or {})
     if plot:
         out += [f"![BLEU against fine-tuning tokens]({plot})", ""]
     if not report["tables"]:
@@ -507,6 +508,24 @@ def _held_out_markdown(report: dict[str, Any], plot: str | None) -> list[str]:
         out += _gap_markdown(table)
         out += [f"Draws per cell: {', '.join(map(str, draws))}.", ""]
     return out
+
+
+def read_finetune_lrs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Each system's fine-tuning learning rate as chosen on the validation languages
+    (``<runs_dir>/<system>/finetune_lr.json``, written by metanmt.train.validation)."""
+    return {path.parent.name: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(Path(runs_dir).glob("*/finetune_lr.json"))}
+
+
+def _finetune_lr_markdown(choices: dict[str, dict[str, Any]]) -> list[str]:
+    if not choices:
+        return []
+    out = []
+    for system, c in sorted(choices.items(), key=lambda kv: _system_order(kv[0])):
+        tried = ", ".join(f"{lr} ({s['mean']:.2f})" for lr, s in c["scores"].items())
+        out.append(f"- {system_name(system)}: lr {c['lr']}; tried (mean validation BLEU after "
+                   f"{c['tokens']:,} tokens of {', '.join(c['langs'])}): {tried}")
+    return ["Fine-tuning learning rate, chosen per system on the validation languages:", "", *out, ""]
 
 
 def _signatures_markdown(report: dict[str, Any]) -> list[str]:
@@ -619,7 +638,8 @@ def write_report(runs_dir: str | Path, output_dir: str | Path, n_bootstrap: int 
     curves = read_training_runs(train_runs or [])
     curves_plot = CURVES_FILE if plot_training_curves(curves, output_dir / CURVES_FILE, SYSTEM_NAMES) else None
     runs = os.path.relpath(runs_dir, output_dir)
-    report = {"runs_dir": runs, "plot": plot, "training_curves": curves, "curves_plot": curves_plot, **report}
+    report = {"runs_dir": runs, "plot": plot, "training_curves": curves, "curves_plot": curves_plot,
+              "finetune_lr": read_finetune_lrs(runs_dir), **report}
     write_text_atomic(output_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(output_dir / "report.md", render_markdown(report, runs, plot))
     return report

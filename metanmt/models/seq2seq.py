@@ -68,7 +68,7 @@ NORMS = ("post", "pre")  # where the layer norms sit: after each sub-layer (Mari
 
 
 def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa", dropout: float = 0.1,
-                norm: str = "post"):
+                norm: str = "post", init_std: float | None = None):
     """A randomly initialised transformer of the given size preset with tied embeddings.
 
     ``norm="post"`` is MarianMT (post-norm, sinusoidal positions); ``norm="pre"`` is the same size as an
@@ -91,7 +91,7 @@ def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa",
         # HF's default init_std 0.02 suits d_model ~1000; at 64-256 it keeps every attention uniform and the
         # model learns to ignore its source (benchmarks/regime_sweep/README.md). d_model^-0.5 is fairseq's
         # embedding scale and Xavier's for the square projections.
-        "init_std": p.d_model ** -0.5,
+        "init_std": p.d_model ** -0.5 if init_std is None else init_std,
     }
     if norm == "pre":  # mBART starts decoding from the last label token (EOS): say so to generate()
         config = MBartConfig(**common, decoder_start_token_id=EOS_ID)

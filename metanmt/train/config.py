@@ -24,6 +24,7 @@ class ModelConfig:
     init_from: str | None = None  # an HF checkpoint directory to start from instead of random weights
     dropout: float = 0.1
     norm: str = "post"  # post (MarianMT) | pre (pre-norm, mBART layout)
+    init_std: float | None = None  # std of the random weights; None: d_model ** -0.5 (see build_model)
 
 
 @dataclass
@@ -64,6 +65,9 @@ class FinetuneSection:
     patience: int = 3  # evaluations without dev-loss improvement before stopping
     params: str = "all"  # all | emb_enc | emb
     valid_steps: int = 20  # fine-tuning steps of the in-training validation (fixed, no early stopping)
+    # rates tried per system on the validation languages (metanmt.train.validation); empty: always ``lr``
+    lr_grid: list[float] = field(default_factory=list)
+    tune_tokens: int = 4000  # fine-tuning tokens of each validation language used to choose the rate
 
 
 @dataclass
@@ -118,6 +122,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self, *exclude: str) -> str:
-        """Hash of the settings that define a run (resume refuses a directory made with other settings)."""
+        """Hash of the settings that define a run (resume refuses a directory made with other settings).
+
+        ``exclude`` names sections (``"eval"``) or single fields (``"train.steps"``) left out of the hash.
+        """
         d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        for name in exclude:
+            section, _, key = name.partition(".")
+            if key and section in d:
+                d[section] = {k: v for k, v in d[section].items() if k != key}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -7,6 +7,7 @@ commands. Every step skips work that is already complete, so an interrupted run 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,11 +28,11 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     """
     from metanmt.data import PreparedData
     from metanmt.data.prepare import prepare
-    from metanmt.eval.evaluate import evaluate_model
     from metanmt.eval.report import write_report
     from metanmt.train.config import TrainConfig
     from metanmt.train.finetune import finetune_checkpoint
     from metanmt.train.trainer import SYSTEMS, train
+    from metanmt.train.validation import choose_finetune_lr
 
     systems = list(systems or SYSTEMS)
     unknown_systems = sorted(set(systems) - set(SYSTEMS))
@@ -59,31 +60,37 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     _step("4/5 fine-tune and evaluate")
     for system in systems:  # what each system learned on its own training languages
         _evaluate_training_languages(best[system], data, data_dir, out / "eval" / system, config.eval, progress)
-    ev = config.eval
     for system in systems:
-        for lang in langs:
-            for tokens in sizes:
-                for draw in range(1 if tokens == 0 else draws):
-                    name = f"{system}/{lang}/{tokens}/draw{draw}"
-                    model_dir = out / "finetune" / name
-                    if not (model_dir / "config.json").is_file():  # checkpoints appear atomically
-                        finetune_checkpoint(best[system], lang, tokens, draw, model_dir, config.finetune,
-                                            data_dir=data_dir, seed=config.train.seed, progress=progress)
-                    for split in splits or data.eval_splits(lang):
-                        in_domain = split == "test"
-                        if not in_domain and draw >= ev.ood_draws:
-                            continue
-                        result = out / "eval" / system / lang / f"{tokens}_draw{draw}_{split}.json"
-                        if not result.is_file():
-                            evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam,
-                                           length_penalty=ev.length_penalty, progress=progress,
-                                           batch_size=ev.batch_size, max_sentences=max_eval_sentences if in_domain
-                                           else ev.ood_max_sentences)
+        lr = choose_finetune_lr(best[system], data, config, out / "eval" / system / "finetune_lr.json")
+        ft = dataclasses.replace(config.finetune, lr=lr)
+        for lang, tokens, draw in ((la, t, d) for la in langs for t in sizes for d in range(1 if t == 0 else draws)):
+            model_dir = out / "finetune" / system / lang / str(tokens) / f"draw{draw}"
+            if not (model_dir / "config.json").is_file():  # checkpoints appear atomically
+                finetune_checkpoint(best[system], lang, tokens, draw, model_dir, ft, data_dir=data_dir,
+                                    seed=config.train.seed, progress=progress)
+            for split in splits or data.eval_splits(lang):
+                _evaluate_cell(model_dir, out / "eval" / system / lang, f"{tokens}_draw{draw}", lang, split,
+                               draw, config.eval, data_dir, max_eval_sentences, progress)
     _step("5/5 report")
     trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
     report = write_report(out / "eval", out / "report", train_runs=trained)
     print(f"report: {out / 'report' / 'report.md'}")
     return report
+
+
+def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str, draw: int, ev, data_dir: Path,
+                   max_eval_sentences: int | None, progress: bool) -> None:
+    """Decode one split with one fine-tuned model (out-of-domain sets: the first ``eval.ood_draws`` draws
+    and ``eval.ood_max_sentences`` sentences only) unless its result exists."""
+    from metanmt.eval.evaluate import evaluate_model
+
+    in_domain = split == "test"
+    result = out / f"{name}_{split}.json"
+    if result.is_file() or (not in_domain and draw >= ev.ood_draws):
+        return
+    evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam, length_penalty=ev.length_penalty,
+                   progress=progress, batch_size=ev.batch_size,
+                   max_sentences=max_eval_sentences if in_domain else ev.ood_max_sentences)
 
 
 def _evaluate_training_languages(model_dir: Path, data, data_dir: Path, out: Path, ev, progress: bool) -> None:

@@ -22,6 +22,9 @@ from metanmt.errors import MetaNMTError
 from metanmt.train.config import TrainConfig
 
 SYSTEMS = ("metanmt", "multinmt")
+# Settings a resumed run may change: the learning-rate schedule does not depend on the number of steps,
+# so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
+RESUME_FREE = ("eval", "train.steps", "finetune.lr_grid", "finetune.tune_tokens")
 STATE_FILE = "training_state.pt"
 
 
@@ -39,6 +42,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     from metanmt.meta import MetaConfig, MetaLearner
     from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches
     from metanmt.train.finetune import seq2seq_loss
+    from metanmt.train.validation import validate
 
     if system not in SYSTEMS:
         raise MetaNMTError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
@@ -51,7 +55,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     data = PreparedData.load(data_dir)
     run_info = {"system": system, "algorithm": mc.algorithm if system == "metanmt" else None,
                 "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
-                "fingerprint": cfg.fingerprint("eval"), "data_fingerprint": data.manifest.get("cache_key")}
+                "fingerprint": cfg.fingerprint(*RESUME_FREE), "data_fingerprint": data.manifest.get("cache_key")}
     _check_output_dir(out, run_info, accelerator.is_main_process)
 
     # ---- model, tokenizer, tasks
@@ -154,39 +158,6 @@ def improves(scores: dict[str, float], state: dict[str, Any]) -> bool:
     return (scores["mean"], scores["chrf_mean"]) > (state["best_bleu"], state.get("best_chrf", -1.0))
 
 
-def validate(model, tokenizer, data, cfg: TrainConfig, seed: int) -> dict[str, float]:
-    """Post-adaptation validation BLEU (and chrF): fine-tune a copy on each validation language's smallest
-    non-empty fine-tuning subset for ``finetune.valid_steps`` steps, then decode part of its dev set."""
-    sizes = [s for s in data.finetune_sizes if s > 0]
-    with torch.random.fork_rng():  # validation must not shift the training run's random stream
-        per_lang = {lang: _valid_scores(model, tokenizer, data, cfg, lang, sizes[0] if sizes else 0, seed)
-                    for lang in data.valid_langs}
-    n = max(len(per_lang), 1)
-    scores: dict[str, float] = {lang: round(s.bleu, 3) for lang, s in per_lang.items()}
-    scores["mean"] = round(sum(s.bleu for s in per_lang.values()) / n, 3)
-    scores["chrf_mean"] = round(sum(s.chrf for s in per_lang.values()) / n, 3)
-    return scores
-
-
-def _valid_scores(model, tokenizer, data, cfg: TrainConfig, lang: str, size: int, seed: int):
-    import copy
-
-    from metanmt.eval.generate import translate
-    from metanmt.eval.metrics import corpus_scores
-    from metanmt.train.finetune import finetune
-
-    adapted = copy.deepcopy(model)
-    if size:
-        support = data.finetune_subset(lang, size, 0)
-        finetune(adapted, support, None, cfg.finetune, seed=seed, early_stopping=False,
-                 max_steps=cfg.finetune.valid_steps)
-    dev = data.pairs(lang, "dev")
-    n = min(len(dev), cfg.eval.valid_sentences)
-    adapted.eval()
-    hyps = translate(adapted, tokenizer, dev.src_text[:n], num_beams=cfg.eval.valid_beam, progress=False)
-    return corpus_scores(hyps, dev.tgt_text[:n])
-
-
 # ---------------------------------------------------------------------------- helpers
 def _inverse_sqrt(step: int, warmup: int) -> float:
     step = max(step, 1)
@@ -208,7 +179,8 @@ def _initial_model(cfg: TrainConfig, data):
         _check_same_pieces(tokenizer, data.spm_path, cfg.model.init_from)
         return model, tokenizer
     tokenizer = build_tokenizer(data.spm_path)
-    return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm), tokenizer
+    return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm,
+                       init_std=cfg.model.init_std), tokenizer
 
 
 def _check_same_pieces(tokenizer, spm_path: Path, init_from: str) -> None:
