@@ -113,6 +113,28 @@ def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
     assert (tmp_path / "run" / "eval" / "multinmt" / "fi" / "0_draw0_test.json").is_file()
 
 
+def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, tmp_path):
+    from metanmt.train.pipeline import run_experiment
+
+    config = yaml.safe_load(tiny_config.read_text())
+    config["train"].update(steps=1, eval_every=1)
+    config["finetune"]["lr_grid"] = []
+
+    def run():
+        path = tmp_path / "cfg.yaml"
+        path.write_text(yaml.safe_dump(config))
+        run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], sizes=[500], splits=["test"],
+                       max_eval_sentences=5, systems=["multinmt"], progress=False)
+
+    run()
+    evaluation = tmp_path / "run" / "eval" / "multinmt" / "fi" / "500_draw0_test.json"
+    before = evaluation.read_bytes()
+    config["train"]["steps"] = 2  # the training run goes on; its old fine-tunes no longer describe it
+    with pytest.raises(MetaNMTError, match="move the 'finetune' and 'eval' folders"):
+        run()
+    assert evaluation.read_bytes() == before
+
+
 def _train_and_die(config: dict, system: str, data: str, out: str, die_at: int | None) -> None:
     from metanmt.train.trainer import train
 

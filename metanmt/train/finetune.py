@@ -141,7 +141,8 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
     dev = data.pairs(lang, "dev")
     result = finetune(model, subset, dev, cfg, seed=seed + draw, progress=progress)
     new_info = {**{k: v for k, v in info.items() if k not in ("step", "tokens")},
-                "base_model": str(Path(model_dir).resolve()), "data_dir": str(Path(data_dir).resolve()),
+                "base_model": str(Path(model_dir).resolve()), "base_tokens": info.get("tokens"),
+                "data_dir": str(Path(data_dir).resolve()),
                 "lang": lang, "tokens": tokens, "draw": draw, "params": cfg.params,
                 "finetune": {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}}
     return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info)

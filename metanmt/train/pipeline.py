@@ -8,6 +8,7 @@ commands. Every step skips work that is already complete, so an interrupted run 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
         ft = dataclasses.replace(config.finetune, lr=lr)
         for lang, tokens, draw in ((la, t, d) for la in langs for t in sizes for d in range(1 if t == 0 else draws)):
             model_dir = out / "finetune" / system / lang / str(tokens) / f"draw{draw}"
-            if not (model_dir / "config.json").is_file():  # checkpoints appear atomically
+            if not _finetuned_from(model_dir, best[system]):
                 finetune_checkpoint(best[system], lang, tokens, draw, model_dir, ft, data_dir=data_dir,
                                     seed=config.train.seed, progress=progress)
             for split in splits or data.eval_splits(lang):
@@ -76,6 +77,19 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     report = write_report(out / "eval", out / "report", train_runs=trained)
     print(f"report: {out / 'report' / 'report.md'}")
     return report
+
+
+def _finetuned_from(model_dir: Path, base: Path) -> bool:
+    """Whether ``model_dir`` holds a fine-tuned model (checkpoints appear atomically), and of ``base`` as it
+    is now: a training run extended after its fine-tuning must not be reported with the old models."""
+    if not (model_dir / "config.json").is_file():
+        return False
+    made, now = (json.loads((d / "metanmt.json").read_text(encoding="utf-8")) for d in (model_dir, base))
+    if made.get("base_tokens", now.get("tokens")) != now.get("tokens"):
+        raise MetaNMTError(f"{model_dir} was fine-tuned from {base} after {made['base_tokens']} training tokens; "
+                           f"it now holds {now.get('tokens')}: move the 'finetune' and 'eval' folders away "
+                           "to fine-tune and evaluate the extended model")
+    return True
 
 
 def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str, draw: int, ev, data_dir: Path,
