@@ -35,6 +35,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(d_model=64, layers=2, heads=4, ffn=128),  # tests: seconds on a CPU
+    "compact": Preset(d_model=128, layers=3, heads=4, ffn=512),  # most learning per CPU-second (offline config)
     "small": Preset(d_model=256, layers=3, heads=4, ffn=1024),  # CPU benchmarks
     "base": Preset(d_model=512, layers=6, heads=8, ffn=2048),  # Gu et al. (2018), for GPUs
 }

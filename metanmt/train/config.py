@@ -20,7 +20,7 @@ from metanmt.errors import MetaNMTError
 
 @dataclass
 class ModelConfig:
-    preset: str = "tiny"  # tiny | small | base (metanmt.models.seq2seq.PRESETS)
+    preset: str = "tiny"  # tiny | compact | small | base (metanmt.models.seq2seq.PRESETS)
     init_from: str | None = None  # an HF checkpoint directory to start from instead of random weights
     dropout: float = 0.1
     norm: str = "post"  # post (MarianMT) | pre (pre-norm, mBART layout)
