@@ -670,3 +670,85 @@ def test_comet_absent_or_misconfigured(files, tuned, tmp_path, monkeypatch, caps
         assert evaluate(tuned, tmp_path / "x.json", *args, "--comet-model", str(path)) == 2
         assert message in capsys.readouterr().err
         assert not list(tmp_path.glob("x.*"))  # checked before decoding: nothing written
+
+
+# ---------------------------------------------------------------- the recipe: both systems on your language
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "adapt_your_language.sh"
+
+
+def run_recipe(root: Path, *args: str, **env: str):
+    """``recipes/adapt_your_language.sh ARGS`` with this checkout's metanmt (a ``metanmt`` shim on the PATH)."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    write(bin_dir / "metanmt", ["#!/bin/sh", f'exec "{sys.executable}" -m metanmt "$@"']).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable,
+           "PYTHONPATH": str(RECIPE.parents[1]), "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run(["bash", str(RECIPE), *args], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def experiment(files) -> Path:
+    """A finished experiment's two systems (untrained here), with the fine-tuning settings it ran with."""
+    exp = files["root"] / "experiment"
+    for system in ("metanmt", "multinmt"):
+        model, tokenizer, info = load_checkpoint(files["base"])
+        save_checkpoint(model, tokenizer, exp / system / "best", {**info, "system": system})
+        (exp / system / "run.json").write_text(json.dumps({"system": system, "config": FAST}))
+    (exp / "eval" / "multinmt").mkdir(parents=True)
+    (exp / "eval" / "multinmt" / "finetune_lr.json").write_text(json.dumps({"lr": 1e-5}))  # the rate it chose
+    return exp
+
+
+@pytest.mark.slow
+def test_recipe_compares_both_systems_on_your_language(files, experiment, tmp_path):
+    out = tmp_path / "out"
+    done = run_recipe(tmp_path, str(files["src"]), str(files["tgt"]), "ast", str(out), str(experiment),
+                      SIZES="30 1000", DRAWS="2")
+    assert done.returncode == 0, done.stderr
+    assert "ast: 20 training pairs (74 English tokens), 2 dev and 2 test pairs (the last lines)" in done.stdout
+    assert "note: skipping 1000 tokens: the training part has only 74 English tokens" in done.stderr
+    data = out / "data"
+    assert [(data / f"{part}.src").read_text().splitlines() for part in ("train", "dev", "test")] == [
+        AST[:20], AST[20:22], AST[22:]]
+    assert (data / "test.en").read_text().splitlines() == EN[22:]
+    for system, lr in (("metanmt", FAST["finetune"]["lr"]), ("multinmt", 1e-5)):
+        for draw in (1, 2):
+            info = info_of(out / "models" / system / f"30_draw{draw}")
+            assert (info["system"], info["tokens"], info["draw"], info["finetune"]["lr"]) == (system, 30, draw, lr)
+            assert info["data"]["train"] == f"{data / 'train.src'} | {data / 'train.en'}"
+    report = json.loads((out / "report" / "report.json").read_text())
+    (table,) = report["tables"]
+    assert (table["lang"], table["split"], table["tokens"], table["systems"]) == ("ast", "files", [0, 30],
+                                                                                  ["metanmt", "multinmt"])
+    assert {(c["system"], c["tokens"]): c["draws"] for c in table["cells"]} == {
+        ("metanmt", 0): [None], ("metanmt", 30): [1, 2], ("multinmt", 0): [None], ("multinmt", 30): [1, 2]}
+    assert {t["tokens"]: [d["draw"] for d in t["draws"]] for t in table["tests"]} == {0: [None], 30: [1, 2]}
+    assert (out / "report" / "bleu_vs_size.png").stat().st_size > 0 and (out / "report" / "report.md").is_file()
+
+    results = sorted((out / "eval").rglob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    again = run_recipe(tmp_path, str(files["src"]), str(files["tgt"]), "ast", str(out), str(experiment),
+                       SIZES="30", DRAWS="2")
+    assert again.returncode == 0, again.stderr
+    assert [p.stat().st_mtime_ns for p in results] == stamps  # re-running continues: nothing redone
+
+
+def test_recipe_usage_and_bad_input(files, tmp_path):
+    assert "SRC_FILE EN_FILE LANG OUT [EXPERIMENT_DIR]" in run_recipe(tmp_path, "--help").stdout
+    wrong = run_recipe(tmp_path, "a.ast", "a.en")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("usage: ")
+    short = write(tmp_path / "short.en", EN[:20])
+    cases = [((str(files["src"]), str(short), "ast", str(tmp_path / "o"), str(files["root"])),
+              f"{files['root']}/metanmt/best is not a checkpoint"),
+             ((str(files["src"]), str(tmp_path / "none.en"), "ast", str(tmp_path / "o")),
+              f"{tmp_path / 'none.en'}: no such file")]
+    for args, message in cases:
+        done = run_recipe(tmp_path, *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "o").exists()
