@@ -489,12 +489,13 @@ def test_lr_and_max_steps_override_the_config(files, tmp_path):
 
 def test_bf16_autocast_trains_on_the_cpu(files):
     from metanmt.models.device import pick_device
+    from metanmt.tasks.translation import batches_by_tokens
     from metanmt.train.config import FinetuneSection
     from metanmt.train.finetune import _Update
 
     model, tokenizer, _ = load_checkpoint(files["base"])
     pairs = encode_pairs(tokenizer, AST, EN, 256, "ast-en/train")
-    batch = next(iter(__import__("metanmt.tasks.translation", fromlist=["x"]).batches_by_tokens(pairs, 200, None)))
+    batch = next(iter(batches_by_tokens(pairs, 200, rng=None)))
     dtypes = []
     model.lm_head.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
     before = model.model.shared.weight.detach().clone()
@@ -521,9 +522,9 @@ def test_mixed_precision_comes_from_the_flag_or_the_config(files, tmp_path):
 @pytest.mark.parametrize("device", ["cpu", "cuda", "mps"])
 def test_finetune_evaluate_translate_on_a_device(files, device, tmp_path, monkeypatch, capsys):
     """The three commands with --device; cuda and mps run wherever such a device is present."""
-    from metanmt.models.device import _available
+    from metanmt.models.device import is_available
 
-    if not _available(device):
+    if not is_available(device):
         pytest.skip(f"no {device} device on this machine: --device {device} is exercised where there is one")
     precision = "fp16" if device == "cuda" else "no"
     assert finetune(files, tmp_path / "m", *from_files(files), "--dev-src", str(files["dev_src"]), "--dev-tgt",
@@ -537,12 +538,14 @@ def test_finetune_evaluate_translate_on_a_device(files, device, tmp_path, monkey
 
 
 def test_an_absent_device_is_an_error(files, tuned, tmp_path, monkeypatch, capsys):
+    import io
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert evaluate(tuned, tmp_path / "r.json", "--src", str(files["src"]), "--ref", str(files["tgt"]),
                     "--device", "cuda") == 2
     assert "--device cuda: no cuda device is available on this machine" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("bonos díes\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("bonos díes\n"))
     assert main(["translate", "--model", str(tuned), "--lang", "ast", "--device", "cuda"]) == 2
     assert "--device cuda: no cuda device" in capsys.readouterr().err
 

@@ -19,7 +19,7 @@ DEVICE_HELP = "torch device: cuda, cuda:1, mps or cpu (unset: CUDA if present, e
 PRECISIONS = {"no": None, "bf16": "bfloat16", "fp16": "float16"}  # --mixed-precision -> torch dtype
 
 
-def _available(kind: str) -> bool:
+def is_available(kind: str) -> bool:
     """Whether torch can use a device of this type here (``torch.<kind>.is_available()`` for the others)."""
     import torch
 
@@ -36,12 +36,12 @@ def pick_device(requested: str | None = None) -> torch.device:
     import torch
 
     if not requested:
-        return torch.device(next(kind for kind in ("cuda", "mps", "cpu") if _available(kind)))
+        return torch.device(next(kind for kind in ("cuda", "mps", "cpu") if is_available(kind)))
     try:
         device = torch.device(requested)
     except RuntimeError:
         raise MetaNMTError(f"--device {requested!r} is not a torch device (e.g. cuda, cuda:1, mps, cpu)") from None
-    if not _available(device.type):
+    if not is_available(device.type):
         raise MetaNMTError(f"--device {requested}: no {device.type} device is available on this machine "
                            f"(leave --device unset to use the best device present)")
     count = getattr(getattr(torch, device.type, None), "device_count", None)

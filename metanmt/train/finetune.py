@@ -21,7 +21,7 @@ import torch
 
 from metanmt.data.user_pairs import UserData, UserDataRequest, load_user_data, to_stderr
 from metanmt.errors import MetaNMTError
-from metanmt.models.device import pick_device
+from metanmt.models.device import autocast, pick_device
 from metanmt.models.seq2seq import PARAM_GROUPS
 from metanmt.tasks.translation import batches_by_tokens
 from metanmt.train.config import FinetuneSection
@@ -127,20 +127,18 @@ class _Update:
     model: torch.nn.Module
     trainable: list[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
-    autocast: contextlib.AbstractContextManager
+    amp: contextlib.AbstractContextManager  # autocast, or nothing
     scaler: torch.amp.GradScaler
 
     @classmethod
     def build(cls, model, cfg: FinetuneSection, device: torch.device, mixed_precision: str) -> _Update:
-        from metanmt.models.device import autocast
-
         amp = autocast(device, mixed_precision)  # refuses fp16 off CUDA before anything changes
         trainable = set_trainable(model, cfg.params)
         return cls(model, trainable, torch.optim.Adam(trainable, lr=cfg.lr), amp,
                    torch.amp.GradScaler(device.type, enabled=mixed_precision == "fp16"))
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with self.autocast:
+        with self.amp:
             loss = self.model(**batch).loss
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
