@@ -14,7 +14,7 @@
 # and the learning rate it chose, eval/SYSTEM/finetune_lr.json). Re-running continues where it stopped.
 #
 # Environment: SIZES="1000 4000 16000" (English tokens), DRAWS=3 (seeds 1..DRAWS), COMET_MODEL=PATH (adds
-# COMET where unbabel-comet is installed), PYTHON=python (the interpreter metanmt is installed in).
+# COMET where unbabel-comet is installed), PYTHON=python3 (the interpreter metanmt is installed in).
 set -euo pipefail
 USAGE="usage: $0 SRC_FILE EN_FILE LANG OUT [EXPERIMENT_DIR]   ($0 --help for more)"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -26,7 +26,7 @@ fail() { echo "$(basename "$0"): error: $*" >&2; exit 2; }
 SRC=$1 EN=$2 TAG=$3 OUT=$4 EXP=${5:-runs/quickstart}
 read -r -a SIZES <<< "${SIZES:-1000 4000 16000}"
 DRAWS=${DRAWS:-3}
-PY=${PYTHON:-python}
+PY=${PYTHON:-python3}
 SYSTEMS=(metanmt multinmt)
 
 for f in "$SRC" "$EN"; do [[ -f "$f" ]] || fail "$f: no such file"; done

@@ -10,7 +10,7 @@ from typing import Any
 
 from metanmt.errors import MetaNMTError
 
-NO_MODEL = ("no COMET model given: pass --comet-model PATH (a downloaded COMET checkpoint, e.g. "
+NO_MODEL = ("no COMET model given (metanmt evaluate --comet-model PATH: a downloaded COMET checkpoint, e.g. "
             "Unbabel/wmt22-comet-da/checkpoints/model.ckpt)")
 NO_PACKAGE = "the unbabel-comet package is not installed (pip install unbabel-comet)"
 
