@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -325,6 +326,12 @@ def bad_inputs(files, tmp: Path) -> list[tuple[list[str], str]]:
          f"{tmp / 'bert'} holds a 'bert' model, not a sequence-to-sequence (encoder-decoder) translation model"),
         (["--train-tsv", tsv, "--lang", "english!"], "--lang 'english!' is not a language tag"),
         (["--train-tsv", str(tmp / "missing.tsv")], f"cannot read {tmp / 'missing.tsv'}"),
+        (["--train-tsv", tsv, "--lr", "0"], "--lr must be positive, got 0.0"),
+        (["--train-tsv", tsv, "--max-steps", "0"], "--max-steps must be at least 1, got 0"),
+        (["--train-tsv", tsv, "--device", "gpu0"], "--device 'gpu0' is not a torch device"),
+        (["--train-tsv", tsv, "--device", "cpu", "--mixed-precision", "fp16"],
+         "mixed precision fp16 needs a CUDA device, this run is on cpu: use bf16 or no"),
+        (["--train-tsv", tsv, "--push-to-hub", "me/two words"], "--push-to-hub 'me/two words' is not a Hugging Face"),
     ]
 
 
@@ -344,8 +351,12 @@ def test_prepared_form_is_unchanged(files, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(finetune_mod, "finetune_checkpoint", lambda *a, **k: calls.append((a, k)) or Path("x"))
     assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "4000", "--output-dir", "O"]) == 0
     (model, lang, tokens, draw, out, cfg), kwargs = calls[0]
-    assert (model, lang, tokens, draw, out, cfg.params) == ("M", "fi", 4000, 0, "O", "all")
-    assert kwargs == {"data_dir": None, "seed": 1}
+    assert (model, lang, tokens, draw, out, cfg.params, cfg.lr) == ("M", "fi", 4000, 0, "O", "all", 3e-4)
+    assert kwargs == {"data_dir": None, "seed": 1, "device": None, "mixed_precision": "no"}
+    assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "4000", "--output-dir", "O", "--lr", "1e-4",
+                 "--max-steps", "7", "--device", "cpu", "--mixed-precision", "bf16"]) == 0
+    (*_, cfg), kwargs = calls[1]
+    assert (cfg.lr, cfg.max_steps, kwargs["device"], kwargs["mixed_precision"]) == (1e-4, 7, "cpu", "bf16")
     assert main(["finetune", "--model", "M", "--lang", "fi", "--output-dir", "O"]) == 2
     assert "give --tokens N (a prepared language) or your own training data" in capsys.readouterr().err
     assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "0", "--max-tokens", "5",
@@ -359,7 +370,7 @@ def evaluate(model: Path, out: Path, *extra: str) -> int:
     return main(["evaluate", "--model", str(model), "--output", str(out), "--beam", "2", *extra])
 
 
-def test_whole_path_on_a_new_language_from_plain_files(files, tuned, tmp_path, capsys):
+def test_whole_path_on_a_new_language_from_plain_files(files, tuned, tmp_path, monkeypatch, capsys):
     """Fine-tune on Asturian files, evaluate from files with two references, translate, generate."""
     refs2 = write(tmp_path / "refs2.en", [e.replace("the ", "a ", 1) for e in EN])
     args = ["--src", str(files["src"]), "--ref", str(files["tgt"])]
@@ -380,18 +391,31 @@ def test_whole_path_on_a_new_language_from_plain_files(files, tuned, tmp_path, c
     assert result["more_references"] == ["tuned.ref2.txt"]
     assert (tmp_path / "tuned.ref2.txt").read_text() == refs2.read_text()
     assert result["source_file"] == str(files["src"]) and result["model"] == str(tuned)
-    assert_generate_matches_translate(tuned, hyps)
+    assert result["comet"] is None and result["comet_absent"].startswith("no COMET model given")
+    assert "COMET: absent, no COMET model given" in out
+    assert_generate_matches_translate(tuned, hyps, translate_cli(tuned, AST, monkeypatch, capsys))
 
 
-def assert_generate_matches_translate(tuned: Path, hyps: list[str]) -> None:
-    """A plain from_pretrained + generate (settings from generation_config.json) gives metanmt's output."""
+def translate_cli(model: Path, lines: list[str], monkeypatch, capsys, *extra: str) -> list[str]:
+    """``metanmt translate --model MODEL --lang ast < lines``, its output lines."""
+    import io
+    import sys
+
+    stdin = "".join(f"{line}\n" for line in lines).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    capsys.readouterr()
+    assert main(["translate", "--model", str(model), "--lang", "ast", *extra]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def assert_generate_matches_translate(tuned: Path, hyps: list[str], translated: list[str]) -> None:
+    """A plain from_pretrained + generate (settings from generation_config.json) gives `metanmt translate`'s
+    output, line for line."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from metanmt.eval.generate import translate
-
     model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(tuned), AutoTokenizer.from_pretrained(tuned)
-    beam4 = translate(model, tokenizer, AST, progress=False)  # metanmt translate's defaults
-    for sentence, expected in zip(AST, beam4):
+    assert len(translated) == len(AST)
+    for sentence, expected in zip(AST, translated):
         inputs = tokenizer([sentence], return_tensors="pt")
         budget = int(1.5 * inputs["input_ids"].shape[1] + 10)  # translate's per-sentence output budget
         output = model.generate(**inputs, max_length=budget + 1)
@@ -446,3 +470,288 @@ def test_readme_commands_run_as_printed(files, tmp_path, monkeypatch, capsysbina
     capsysbinary.readouterr()
     assert main(translate_args[:-4]) == 0
     assert len(capsysbinary.readouterr().out.decode().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- learning rate, device, precision
+
+def info_of(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "metanmt.json").read_text())
+
+
+def test_lr_and_max_steps_override_the_config(files, tmp_path):
+    assert finetune(files, tmp_path / "o", "--train-tsv", str(files["tsv"]), "--lr", "1e-3", "--max-steps", "3") == 0
+    info = info_of(tmp_path / "o")
+    assert (info["finetune_config"]["lr"], info["finetune_config"]["max_steps"]) == (1e-3, 3)
+    assert info["finetune_config"]["patience"] == FAST["finetune"]["patience"]  # the rest is the config's
+    assert info["finetune"]["lr"] == 1e-3 and info["finetune"]["steps"] == 3
+    assert "| fine-tuning | parameters `all`, 3 steps" in (tmp_path / "o" / "README.md").read_text()
+
+
+def test_bf16_autocast_trains_on_the_cpu(files):
+    from metanmt.models.device import pick_device
+    from metanmt.tasks.translation import batches_by_tokens
+    from metanmt.train.config import FinetuneSection
+    from metanmt.train.finetune import _Update
+
+    model, tokenizer, _ = load_checkpoint(files["base"])
+    pairs = encode_pairs(tokenizer, AST, EN, 256, "ast-en/train")
+    batch = next(iter(batches_by_tokens(pairs, 200, rng=None)))
+    dtypes = []
+    model.lm_head.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    before = model.model.shared.weight.detach().clone()
+    update = _Update.build(model, FinetuneSection(lr=1e-3), pick_device("cpu"), "bf16")
+    losses = [update(batch).item() for _ in range(3)]
+    assert dtypes == [torch.bfloat16] * 3  # the forward pass ran in bf16...
+    assert model.model.shared.weight.dtype == torch.float32  # ...on float32 weights, which changed
+    assert not torch.equal(model.model.shared.weight, before)
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_mixed_precision_comes_from_the_flag_or_the_config(files, tmp_path):
+    (tmp_path / "bf16.yaml").write_text(yaml.safe_dump({**FAST, "train": {"mixed_precision": "bf16"}}))
+    args = ("--train-tsv", str(files["tsv"]), "--max-steps", "2", "--device", "cpu")
+    assert main(["finetune", "--model", str(files["base"]), "--lang", "ast", "--output-dir", str(tmp_path / "c"),
+                 "--config", str(tmp_path / "bf16.yaml"), *args]) == 0
+    assert finetune(files, tmp_path / "f", *args, "--mixed-precision", "bf16") == 0
+    assert finetune(files, tmp_path / "n", *args) == 0
+    for name, precision in (("c", "bf16"), ("f", "bf16"), ("n", "no")):
+        tuned = info_of(tmp_path / name)["finetune"]
+        assert (tuned["mixed_precision"], tuned["device"], tuned["steps"]) == (precision, "cpu", 2), name
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "mps"])
+def test_finetune_evaluate_translate_on_a_device(files, device, tmp_path, monkeypatch, capsys):
+    """The three commands with --device; cuda and mps run wherever such a device is present."""
+    from metanmt.models.device import is_available
+
+    if not is_available(device):
+        pytest.skip(f"no {device} device on this machine: --device {device} is exercised where there is one")
+    precision = "fp16" if device == "cuda" else "no"
+    assert finetune(files, tmp_path / "m", *from_files(files), "--dev-src", str(files["dev_src"]), "--dev-tgt",
+                    str(files["dev_tgt"]), "--device", device, "--mixed-precision", precision) == 0
+    assert info_of(tmp_path / "m")["finetune"]["device"].startswith(device)
+    assert evaluate(tmp_path / "m", tmp_path / "r.json", "--src", str(files["src"]), "--ref", str(files["tgt"]),
+                    "--device", device) == 0
+    hyps = (tmp_path / "r.hyp.txt").read_text().splitlines()
+    assert len(translate_cli(tmp_path / "m", AST, monkeypatch, capsys, "--device", device)) == len(AST)
+    assert sum(h == e for h, e in zip(hyps, EN)) >= 12, hyps  # trained on the device, it learnt its data
+
+
+def test_an_absent_device_is_an_error(files, tuned, tmp_path, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert evaluate(tuned, tmp_path / "r.json", "--src", str(files["src"]), "--ref", str(files["tgt"]),
+                    "--device", "cuda") == 2
+    assert "--device cuda: no cuda device is available on this machine" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr("sys.stdin", io.StringIO("bonos díes\n"))
+    assert main(["translate", "--model", str(tuned), "--lang", "ast", "--device", "cuda"]) == 2
+    assert "--device cuda: no cuda device" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- sharing on the hub (mocked: no network)
+
+class FakeHub:
+    """Stands in for ``huggingface_hub.HfApi``: records the calls; ``fail`` makes the upload fail."""
+
+    calls: ClassVar[list[tuple[str, tuple, dict]]] = []
+    fail: ClassVar[Exception | None] = None
+
+    def __init__(self):
+        self.calls.append(("HfApi", (), {}))
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+        return f"https://huggingface.co/{args[0]}"
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", (), kwargs))
+        if self.fail:
+            raise self.fail
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(FakeHub, "calls", [])
+    monkeypatch.setattr(FakeHub, "fail", None)
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test")
+    return FakeHub
+
+
+def test_push_to_hub_uploads_the_saved_checkpoint(files, tmp_path, hub, capsys):
+    args = ("--train-tsv", str(files["tsv"]), "--max-steps", "2")
+    assert finetune(files, tmp_path / "o", *args) == 0
+    assert hub.calls == []  # nothing without the flag
+    assert finetune(files, tmp_path / "p", *args, "--push-to-hub", "me/ast-en", "--hub-private") == 0
+    assert hub.calls == [
+        ("HfApi", (), {}),
+        ("create_repo", ("me/ast-en",), {"repo_type": "model", "private": True, "exist_ok": True}),
+        ("upload_folder", (), {"repo_id": "me/ast-en", "repo_type": "model", "folder_path": str(tmp_path / "p"),
+                               "commit_message": "Upload p, fine-tuned with metanmt"})]
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"saved {tmp_path / 'p'}",
+                                                         "pushed to https://huggingface.co/me/ast-en"]
+    assert (tmp_path / "p" / "README.md").is_file()  # the model card goes up with the weights
+
+
+def test_a_failed_push_keeps_the_checkpoint_and_says_where(files, tmp_path, hub, monkeypatch, capsys):
+    import huggingface_hub
+
+    hub.fail = OSError("Connection refused")
+    out = tmp_path / "p"
+    assert finetune(files, out, "--train-tsv", str(files["tsv"]), "--max-steps", "2", "--push-to-hub", "me/m") == 2
+    err = capsys.readouterr().err
+    assert "could not push to the Hugging Face Hub repo me/m (OSError: Connection refused)" in err
+    assert f"The checkpoint is saved locally in {out}; upload it later with `hf upload me/m {out}`" in err
+    assert (out / "config.json").is_file() and (out / "metanmt.json").is_file()
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    hub.calls.clear()
+    assert finetune(files, tmp_path / "q", "--train-tsv", str(files["tsv"]), "--push-to-hub", "me/m") == 2
+    assert "--push-to-hub needs a Hugging Face token" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists() and hub.calls == []  # refused before training
+
+
+# ---------------------------------------------------------------- COMET (the package is faked: never installed)
+
+def fake_comet(monkeypatch, loaded: list) -> None:
+    """A ``comet`` module whose model scores each hypothesis 1 if it equals its reference, else 0."""
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    class Model:
+        def predict(self, samples, gpus, progress_bar):
+            loaded.append(("predict", samples, gpus, progress_bar))
+            scores = [float(s["mt"] == s["ref"]) for s in samples]
+            return SimpleNamespace(scores=scores, system_score=sum(scores) / len(scores))
+
+    def load_from_checkpoint(path):
+        if path.endswith("broken.ckpt"):
+            raise RuntimeError("PytorchStreamReader failed")
+        loaded.append(("load", path))
+        return Model()
+
+    monkeypatch.setitem(sys.modules, "comet", types.SimpleNamespace(load_from_checkpoint=load_from_checkpoint))
+
+
+def test_comet_is_added_when_installed_and_given(files, tuned, tmp_path, monkeypatch, capsys):
+    loaded: list = []
+    fake_comet(monkeypatch, loaded)
+    (tmp_path / "wmt22" / "checkpoints").mkdir(parents=True)
+    ckpt = tmp_path / "wmt22" / "checkpoints" / "model.ckpt"
+    ckpt.write_bytes(b"weights")
+    args = ["--src", str(files["src"]), "--ref", str(files["tgt"])]
+    for given in (ckpt, tmp_path / "wmt22"):  # the checkpoint file, or the model's directory
+        loaded.clear()
+        assert evaluate(tuned, tmp_path / "r.json", *args, "--comet-model", str(given)) == 0
+        result = json.loads((tmp_path / "r.json").read_text())
+        hyps = (tmp_path / "r.hyp.txt").read_text().splitlines()
+        assert loaded[0] == ("load", str(ckpt))
+        assert loaded[1] == ("predict", [{"src": s, "mt": h, "ref": r} for s, h, r in zip(AST, hyps, EN)], 0, False)
+        assert result["comet"] == sum(h == e for h, e in zip(hyps, EN)) / 24 and result["comet_model"] == str(ckpt)
+        assert "comet_absent" not in result
+        assert f"COMET = {result['comet']:.4f} ({ckpt})" in capsys.readouterr().out
+
+
+def test_comet_absent_or_misconfigured(files, tuned, tmp_path, monkeypatch, capsys):
+    import sys
+
+    args = ["--src", str(files["src"]), "--ref", str(files["tgt"])]
+    (tmp_path / "model.ckpt").write_bytes(b"weights")
+    monkeypatch.setitem(sys.modules, "comet", None)  # import comet fails: not installed
+    assert evaluate(tuned, tmp_path / "r.json", *args, "--comet-model", str(tmp_path / "model.ckpt")) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["comet"] is None and "unbabel-comet package is not installed" in result["comet_absent"]
+    assert "COMET: absent, the unbabel-comet package is not installed" in capsys.readouterr().out
+    fake_comet(monkeypatch, [])
+    (tmp_path / "broken.ckpt").write_bytes(b"")
+    for path, message in ((tmp_path / "missing.ckpt", f"--comet-model {tmp_path / 'missing.ckpt'}: no such file"),
+                          (tmp_path / "broken.ckpt", f"cannot load COMET model {tmp_path / 'broken.ckpt'}: Runtime")):
+        assert evaluate(tuned, tmp_path / "x.json", *args, "--comet-model", str(path)) == 2
+        assert message in capsys.readouterr().err
+        assert not list(tmp_path.glob("x.*"))  # checked before decoding: nothing written
+
+
+# ---------------------------------------------------------------- the recipe: both systems on your language
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "adapt_your_language.sh"
+
+
+def run_recipe(root: Path, *args: str, **env: str):
+    """``recipes/adapt_your_language.sh ARGS`` with this checkout's metanmt (a ``metanmt`` shim on the PATH)."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    write(bin_dir / "metanmt", ["#!/bin/sh", f'exec "{sys.executable}" -m metanmt "$@"']).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable,
+           "PYTHONPATH": str(RECIPE.parents[1]), "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run(["bash", str(RECIPE), *args], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def experiment(files) -> Path:
+    """A finished experiment's two systems (untrained here), with the fine-tuning settings it ran with."""
+    exp = files["root"] / "experiment"
+    for system in ("metanmt", "multinmt"):
+        model, tokenizer, info = load_checkpoint(files["base"])
+        save_checkpoint(model, tokenizer, exp / system / "best", {**info, "system": system})
+        (exp / system / "run.json").write_text(json.dumps({"system": system, "config": FAST}))
+    (exp / "eval" / "multinmt").mkdir(parents=True)
+    (exp / "eval" / "multinmt" / "finetune_lr.json").write_text(json.dumps({"lr": 1e-5}))  # the rate it chose
+    return exp
+
+
+@pytest.mark.slow
+def test_recipe_compares_both_systems_on_your_language(files, experiment, tmp_path):
+    out = tmp_path / "out"
+    done = run_recipe(tmp_path, str(files["src"]), str(files["tgt"]), "ast", str(out), str(experiment),
+                      SIZES="30 1000", DRAWS="2")
+    assert done.returncode == 0, done.stderr
+    assert "ast: 20 training pairs (74 English tokens), 2 dev and 2 test pairs (the last lines)" in done.stdout
+    assert "note: skipping 1000 tokens: the training part has only 74 English tokens" in done.stderr
+    data = out / "data"
+    assert [(data / f"{part}.src").read_text().splitlines() for part in ("train", "dev", "test")] == [
+        AST[:20], AST[20:22], AST[22:]]
+    assert (data / "test.en").read_text().splitlines() == EN[22:]
+    for system, lr in (("metanmt", FAST["finetune"]["lr"]), ("multinmt", 1e-5)):
+        for draw in (1, 2):
+            info = info_of(out / "models" / system / f"30_draw{draw}")
+            assert (info["system"], info["tokens"], info["draw"], info["finetune"]["lr"]) == (system, 30, draw, lr)
+            assert info["data"]["train"] == f"{data / 'train.src'} | {data / 'train.en'}"
+    report = json.loads((out / "report" / "report.json").read_text())
+    (table,) = report["tables"]
+    assert (table["lang"], table["split"], table["tokens"], table["systems"]) == ("ast", "files", [0, 30],
+                                                                                  ["metanmt", "multinmt"])
+    assert {(c["system"], c["tokens"]): c["draws"] for c in table["cells"]} == {
+        ("metanmt", 0): [None], ("metanmt", 30): [1, 2], ("multinmt", 0): [None], ("multinmt", 30): [1, 2]}
+    assert {t["tokens"]: [d["draw"] for d in t["draws"]] for t in table["tests"]} == {0: [None], 30: [1, 2]}
+    assert (out / "report" / "bleu_vs_size.png").stat().st_size > 0 and (out / "report" / "report.md").is_file()
+
+    results = sorted((out / "eval").rglob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    again = run_recipe(tmp_path, str(files["src"]), str(files["tgt"]), "ast", str(out), str(experiment),
+                       SIZES="30", DRAWS="2")
+    assert again.returncode == 0, again.stderr
+    assert [p.stat().st_mtime_ns for p in results] == stamps  # re-running continues: nothing redone
+
+
+def test_recipe_usage_and_bad_input(files, tmp_path):
+    assert "SRC_FILE EN_FILE LANG OUT [EXPERIMENT_DIR]" in run_recipe(tmp_path, "--help").stdout
+    wrong = run_recipe(tmp_path, "a.ast", "a.en")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("usage: ")
+    short = write(tmp_path / "short.en", EN[:20])
+    cases = [((str(files["src"]), str(short), "ast", str(tmp_path / "o"), str(files["root"])),
+              f"{files['root']}/metanmt/best is not a checkpoint"),
+             ((str(files["src"]), str(tmp_path / "none.en"), "ast", str(tmp_path / "o")),
+              f"{tmp_path / 'none.en'}: no such file")]
+    for args, message in cases:
+        done = run_recipe(tmp_path, *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "o").exists()

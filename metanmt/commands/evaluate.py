@@ -11,6 +11,7 @@ from typing import Any
 
 from metanmt.errors import MetaNMTError
 from metanmt.eval.evaluate import Decoding
+from metanmt.models.device import DEVICE_HELP
 
 HELP = ("Translate a test split of the prepared data, or your own source file (--src, --ref ...), with beam "
         "search and score it with sacrebleu (BLEU, chrF, chrF++, TER).")
@@ -32,13 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     own.add_argument("--src", metavar="FILE", help="source sentences, one per line")
     own.add_argument("--ref", metavar="FILE", action="append",
                      help="English references aligned with --src; repeat for more reference sets")
+    parser.add_argument("--comet-model", metavar="PATH",
+                        help="also score with COMET, from this local checkpoint (needs the unbabel-comet package; "
+                             "without it or without a path, the result says why COMET is absent)")
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
     decoding.add_argument("--length-penalty", type=float, default=0.6,
                           help="exponent alpha: beam scores are divided by length**alpha")
     decoding.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     decoding.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
-    decoding.add_argument("--device", default=None, help="torch device (unset: cuda if available, else cpu)")
+    decoding.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
           f"TER = {result['ter']:.2f}")
     for key, name in (("bleu", "BLEU"), ("chrf", "chrF"), ("chrfpp", "chrF++"), ("ter", "TER")):
         print(f"{name} signature: {result[f'{key}_signature']}")
+    print(f"COMET = {result['comet']:.4f} ({result['comet_model']})" if result["comet"] is not None
+          else f"COMET: absent, {result['comet_absent']}")
     print(f"wrote {args.output}")
     return 0
 
@@ -61,7 +67,7 @@ def _run_prepared(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any
     return evaluate_model(args.model, args.lang, args.split or "test", args.output, data_dir=args.data,
                           beam=decoding.beam, length_penalty=decoding.length_penalty,
                           batch_size=decoding.batch_size, max_tokens=decoding.max_tokens,
-                          max_sentences=args.max_sentences, device=decoding.device)
+                          max_sentences=args.max_sentences, device=decoding.device, comet_model=args.comet_model)
 
 
 def _run_files(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:
@@ -75,4 +81,5 @@ def _run_files(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:
     if not (args.src and args.ref):
         raise MetaNMTError("--src and --ref go together: the source file and its English reference file(s)")
     lang = language_tag(args.lang) if args.lang else None
-    return evaluate_files(args.model, args.src, args.ref, args.output, lang=lang, decoding=decoding)
+    return evaluate_files(args.model, args.src, args.ref, args.output, lang=lang, decoding=decoding,
+                          comet_model=args.comet_model)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from metanmt.data.user_pairs import DEV_SHARE, PairSource, UserDataRequest
 from metanmt.errors import MetaNMTError
+from metanmt.models.device import DEVICE_HELP, PRECISIONS
 from metanmt.train.config import FinetuneSection, TrainConfig
 
 HELP = ("Fine-tune a checkpoint on N target tokens (draw I) of a prepared language, or on your own pairs of any "
@@ -22,8 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "639-1/639-3 code or BCP-47 tag (recorded in the checkpoint)")
     parser.add_argument("--output-dir", required=True, help="where to save the fine-tuned checkpoint")
     parser.add_argument("--params", choices=["all", "emb_enc", "emb"], help="parameters to fine-tune")
-    parser.add_argument("--config", help="YAML config whose 'finetune' section sets lr, steps, patience")
+    parser.add_argument("--config", help="YAML config whose 'finetune' section sets lr, steps, patience (and "
+                                         "whose train.mixed_precision is the default of --mixed-precision)")
+    parser.add_argument("--lr", type=float, help="learning rate (overrides the config's finetune.lr)")
+    parser.add_argument("--max-steps", type=int, help="most training steps (overrides finetune.max_steps)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", help=DEVICE_HELP)
+    parser.add_argument("--mixed-precision", choices=list(PRECISIONS),
+                        help="autocast the training steps (fp16 needs CUDA; unset: the config's "
+                             "train.mixed_precision, else no)")
+    hub = parser.add_argument_group("sharing")
+    hub.add_argument("--push-to-hub", metavar="REPO",
+                     help="after saving, upload the checkpoint to this Hugging Face Hub model repo (USER/NAME)")
+    hub.add_argument("--hub-private", action="store_true", help="create the hub repo as private")
     prepared = parser.add_argument_group("prepared data (a language of 'metanmt prepare')")
     prepared.add_argument("--tokens", type=int, help="fine-tuning subset size in English tokens")
     prepared.add_argument("--draw", type=int, help="which random draw of that size (unset: draw 0)")
@@ -55,20 +67,38 @@ def _sources(args: argparse.Namespace) -> tuple[PairSource, PairSource]:
                  for role, split in (("train", args.hf_split), ("dev", args.dev_hf_split or args.hf_split)))
 
 
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The config file (or the defaults) with the command line's --params, --lr and --max-steps on top."""
+    if args.lr is not None and not args.lr > 0:
+        raise MetaNMTError(f"--lr must be positive, got {args.lr}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise MetaNMTError(f"--max-steps must be at least 1, got {args.max_steps}")
+    given = {"params": args.params, "lr": args.lr, "max_steps": args.max_steps}
+    overrides = {"finetune": {k: v for k, v in given.items() if v is not None}}  # unset: the config's
+    if args.config:
+        return TrainConfig.load(args.config, overrides)
+    return TrainConfig.from_dict(overrides, source="the command line")
+
+
 def run(args: argparse.Namespace) -> int:
-    overrides = {"finetune": {"params": args.params} if args.params else {}}  # unset: the config's, or "all"
-    cfg = (TrainConfig.load(args.config, overrides) if args.config
-           else TrainConfig.from_dict(overrides, source="--params")).finetune
+    from metanmt.train.hub import check_hub_repo, push_checkpoint
+
+    config = _config(args)
+    precision = args.mixed_precision or config.train.mixed_precision
+    if args.push_to_hub:
+        check_hub_repo(args.push_to_hub)  # before training, not after
     train, dev = _sources(args)
     if train.given or dev.given:
-        out = _run_user_data(args, train, dev, cfg)
+        out = _run_user_data(args, train, dev, config.finetune, precision)
     else:
-        out = _run_prepared(args, cfg)
+        out = _run_prepared(args, config.finetune, precision)
     print(f"saved {out}")
+    if args.push_to_hub:
+        print(f"pushed to {push_checkpoint(out, args.push_to_hub, private=args.hub_private)}")
     return 0
 
 
-def _run_prepared(args: argparse.Namespace, cfg: FinetuneSection) -> Path:
+def _run_prepared(args: argparse.Namespace, cfg: FinetuneSection, precision: str) -> Path:
     from metanmt.train.finetune import finetune_checkpoint
 
     if args.tokens is None:
@@ -77,10 +107,12 @@ def _run_prepared(args: argparse.Namespace, cfg: FinetuneSection) -> Path:
     if args.max_tokens is not None:
         raise MetaNMTError("--max-tokens draws from your own data; for prepared data use --tokens and --draw")
     return finetune_checkpoint(args.model, args.lang, args.tokens, args.draw or 0, args.output_dir, cfg,
-                               data_dir=args.data, seed=args.seed)
+                               data_dir=args.data, seed=args.seed, device=args.device,
+                               mixed_precision=precision)
 
 
-def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource, cfg: FinetuneSection) -> Path:
+def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource, cfg: FinetuneSection,
+                   precision: str) -> Path:
     from metanmt.data.languages import language_tag
     from metanmt.train.finetune import finetune_user_data
 
@@ -91,4 +123,5 @@ def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource,
         raise MetaNMTError("dev data was given but no training data: add --train-src/--train-tgt, --train-tsv "
                            "or --train-hf")
     request = UserDataRequest(language_tag(args.lang), train, dev, args.max_tokens, args.seed)
-    return finetune_user_data(args.model, request, args.output_dir, cfg, command=getattr(args, "_command_line", ""))
+    return finetune_user_data(args.model, request, args.output_dir, cfg, command=getattr(args, "_command_line", ""),
+                              device=args.device, mixed_precision=precision)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from metanmt.models.device import DEVICE_HELP
+
 HELP = "Translate stdin (one sentence per line) to English with a checkpoint."
 
 
@@ -17,18 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exponent alpha: beam scores are divided by length**alpha")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
-    parser.add_argument("--device", default=None, help="torch device (unset: cuda if available, else cpu)")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from metanmt.data.languages import language_tag
     from metanmt.errors import MetaNMTError
     from metanmt.eval.generate import translate
+    from metanmt.models.device import pick_device
     from metanmt.models.seq2seq import load_checkpoint
 
     language_tag(args.lang)  # the model is X->English: the tag is informational, but must look like one
+    device = pick_device(args.device)
     model, tokenizer, info = load_checkpoint(args.model)
     trained_on = info.get("lang")
     if info.get("tokens") and isinstance(trained_on, str) and trained_on != args.lang:
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines[-1] == "":
         lines.pop()  # the final newline ends the last line, it does not start an empty one
-    model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
     outputs = translate(
         model, tokenizer, lines, num_beams=args.beam, length_penalty=args.length_penalty,
         batch_size=args.batch_size, max_tokens=args.max_tokens, progress=None, desc=args.lang,

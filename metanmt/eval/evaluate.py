@@ -18,7 +18,9 @@ from typing import Any
 
 from metanmt.data.prepared import EncodedPairs
 from metanmt.errors import MetaNMTError
+from metanmt.eval.comet import Comet
 from metanmt.eval.files import write_lines_atomic, write_text_atomic
+from metanmt.models.device import pick_device
 
 # keys every result JSON has, older ones included (the report relies on them); results now also hold chrF++
 # and TER with their signatures ("chrfpp", "ter", ...) and the name of the sources file ("sources")
@@ -61,7 +63,7 @@ def _one_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class Decoding:
-    """How to translate: ``metanmt translate``'s beam search, batching and device (None: CUDA if available)."""
+    """How to translate: ``metanmt translate``'s beam search, batching and device (None: the best present)."""
 
     beam: int = 4
     length_penalty: float = 0.6
@@ -83,12 +85,14 @@ def evaluate_model(
     max_sentences: int | None = None,
     device: str | None = None,
     progress: bool = True,
+    comet_model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Translate ``lang``/``split`` with the checkpoint in ``model_dir``, score it and write the result files.
 
     ``data_dir`` defaults to the ``data_dir`` recorded in the checkpoint's ``metanmt.json``;
-    ``max_sentences`` keeps only the first sentences (quick checks). ``device`` defaults to CUDA when
-    available. Returns the dict written to ``output_json``.
+    ``max_sentences`` keeps only the first sentences (quick checks). ``device`` defaults to the best one
+    present (CUDA, MPS, CPU). ``comet_model`` adds COMET where the package is installed (else the result
+    says why it is absent). Returns the dict written to ``output_json``.
     """
     from metanmt.models.seq2seq import load_checkpoint
 
@@ -96,6 +100,7 @@ def evaluate_model(
     if max_sentences is not None and max_sentences < 1:
         raise MetaNMTError(f"max sentences must be at least 1, got {max_sentences}")
     model_dir = Path(model_dir)
+    comet = Comet.load(comet_model)
     model, tokenizer, info = load_checkpoint(model_dir)
     data_dir = data_dir or info.get("data_dir")
     if not data_dir:
@@ -106,16 +111,17 @@ def evaluate_model(
     record = {"lang": lang, "split": split, "max_sentences": max_sentences, "data_dir": os.path.abspath(data_dir)}
     decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)], output_json,
-                                record, decoding, progress, start)
+                                record, decoding, progress, start, comet)
 
 
 def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,
-                   lang: str | None = None, decoding: Decoding = Decoding(), progress: bool = True
-                   ) -> dict[str, Any]:
+                   lang: str | None = None, decoding: Decoding = Decoding(), progress: bool = True,
+                   comet_model: str | Path | None = None) -> dict[str, Any]:
     """Translate the user's own test file and score it against one or more reference files (line-aligned).
 
     ``lang`` defaults to the language the checkpoint records; the result has the keys of
-    :func:`evaluate_model` with ``split`` ``"files"``, so ``metanmt report`` reads it too.
+    :func:`evaluate_model` with ``split`` ``"files"``, so ``metanmt report`` reads it too; the checkpoint's
+    ``metanmt.json`` (system, size, draw) is in it, so the report groups fine-tuned models as the experiment's.
     """
     from metanmt.data.corpora import read_aligned
     from metanmt.data.user_pairs import encode_pairs
@@ -128,37 +134,39 @@ def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path
     sources, references = texts[0].src, [text.tgt for text in texts]
     if not sources:
         raise MetaNMTError(f"{src} is empty: nothing to evaluate")
+    comet = Comet.load(comet_model)
     model, tokenizer, info = load_checkpoint(model_dir)
     pairs = encode_pairs(tokenizer, sources, references[0], model.config.max_position_embeddings, str(src))
     record = {"lang": lang or info.get("lang") or "unknown", "split": "files",
               "source_file": os.path.abspath(src), "reference_files": [os.path.abspath(r) for r in refs]}
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, references, output_json, record,
-                                decoding, progress, start)
+                                decoding, progress, start, comet)
 
 
 def _translate_and_score(model_dir: str | Path, loaded: tuple[Any, Any, dict[str, Any]], pairs: EncodedPairs,
                          references: list[list[str]], output_json: str | Path, record: dict[str, Any],
-                         decoding: Decoding, progress: bool, start: float) -> dict[str, Any]:
+                         decoding: Decoding, progress: bool, start: float, comet: Comet) -> dict[str, Any]:
     """Decode ``pairs``' sources with the checkpoint ``loaded`` from ``model_dir`` (model, tokenizer, info),
-    score against ``references`` (one list per reference set) and write the result files."""
-    import torch
-
+    score against ``references`` (one list per reference set; COMET against the first) and write the
+    result files."""
     from metanmt.eval.diagnostics import source_gap
     from metanmt.eval.generate import translate
     from metanmt.eval.metrics import corpus_scores
 
     model, tokenizer, info = loaded
-    model.to(decoding.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(decoding.device)
+    model.to(device)
     sources = list(pairs.src_text)
     hypotheses = translate(model, tokenizer, sources, num_beams=decoding.beam,
                            length_penalty=decoding.length_penalty, batch_size=decoding.batch_size,
                            max_tokens=decoding.max_tokens, progress=progress, desc=f"{record['lang']}/{record['split']}")
     references = [[_one_line(r) for r in refs] for refs in references]
     scores = corpus_scores(hypotheses, references[0], references[1:])
+    comet_scores = comet.score(sources, hypotheses, references[0], gpus=int(device.type == "cuda"))
     files = _write_texts(output_json, sources, hypotheses, references)
     result: dict[str, Any] = {
-        **record, **asdict(scores), "source_gap": source_gap(model, pairs), "num_sentences": len(sources),
-        "beam": decoding.beam, "length_penalty": decoding.length_penalty, "model": os.path.abspath(model_dir),
+        **record, **asdict(scores), **comet_scores, "source_gap": source_gap(model, pairs),
+        "num_sentences": len(sources), "beam": decoding.beam, "length_penalty": decoding.length_penalty, "model": os.path.abspath(model_dir),
         "model_info": info, **files, "seconds": round(time.perf_counter() - start, 3),
     }
     write_text_atomic(output_json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -6,6 +6,7 @@ Used three ways: ``metanmt finetune`` (MetaNMT and MultiNMT alike), the validati
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -20,6 +21,7 @@ import torch
 
 from metanmt.data.user_pairs import UserData, UserDataRequest, load_user_data, to_stderr
 from metanmt.errors import MetaNMTError
+from metanmt.models.device import autocast, pick_device
 from metanmt.models.seq2seq import PARAM_GROUPS
 from metanmt.tasks.translation import batches_by_tokens
 from metanmt.train.config import FinetuneSection
@@ -72,9 +74,10 @@ def dev_loss(model, pairs, batch_tokens: int) -> float:
 
 
 def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
-             early_stopping: bool = True, max_steps: int | None = None, progress: bool = False
-             ) -> FinetuneResult:
-    """Fine-tune ``model`` in place on ``train_pairs``; keep the weights of the best dev loss.
+             early_stopping: bool = True, max_steps: int | None = None, progress: bool = False,
+             mixed_precision: str = "no") -> FinetuneResult:
+    """Fine-tune ``model`` in place, on the device it is on, on ``train_pairs``; keep the weights of the
+    best dev loss (computed in full precision, whatever ``mixed_precision`` the training steps use).
 
     Without ``early_stopping`` it runs exactly ``max_steps`` steps (the in-training validation).
     """
@@ -82,11 +85,10 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
         return FinetuneResult(steps=0, best_step=0, best_dev_loss=None, train_tokens=0)
     from tqdm.auto import tqdm
 
+    device = next(model.parameters()).device
+    update = _Update.build(model, cfg, device, mixed_precision)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    trainable = set_trainable(model, cfg.params)
-    optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
-    device = next(model.parameters()).device
     batches = itertools.chain.from_iterable(
         batches_by_tokens(train_pairs, cfg.batch_tokens, rng=rng) for _ in itertools.count())
     steps = cfg.max_steps if max_steps is None else max_steps
@@ -97,11 +99,7 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     bar = tqdm(total=steps, desc="fine-tune", disable=not progress, leave=False)
     for step in range(1, steps + 1):
         batch = {k: v.to(device) for k, v in next(batches).items()}
-        loss = model(**batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
+        loss = update(batch)
         tokens += int((batch["labels"] != -100).sum())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -121,12 +119,43 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     return FinetuneResult(steps=step, best_step=best[1], best_dev_loss=best[0], train_tokens=tokens)
 
 
+@dataclass
+class _Update:
+    """One optimizer step of fine-tuning, its forward pass in the chosen mixed precision; fp16 scales the
+    loss so that small gradients survive (the scaler passes everything through otherwise)."""
+
+    model: torch.nn.Module
+    trainable: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    amp: contextlib.AbstractContextManager  # autocast, or nothing
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def build(cls, model, cfg: FinetuneSection, device: torch.device, mixed_precision: str) -> _Update:
+        amp = autocast(device, mixed_precision)  # refuses fp16 off CUDA before anything changes
+        trainable = set_trainable(model, cfg.params)
+        return cls(model, trainable, torch.optim.Adam(trainable, lr=cfg.lr), amp,
+                   torch.amp.GradScaler(device.type, enabled=mixed_precision == "fp16"))
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with self.amp:
+            loss = self.model(**batch).loss
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+
 def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int, output_dir: str | Path,
                         cfg: FinetuneSection, data_dir: str | Path | None = None, seed: int = 1,
-                        progress: bool = True) -> Path:
+                        progress: bool = True, device: str | None = None, mixed_precision: str = "no") -> Path:
     """Fine-tune a checkpoint on ``tokens`` target tokens (draw ``draw``) of ``lang``; save to ``output_dir``.
 
     ``tokens=0`` is zero-shot: the checkpoint is saved unchanged, with the provenance of a fine-tuning run.
+    ``device`` None picks the best one present (:func:`metanmt.models.device.pick_device`).
     """
     from metanmt.data import PreparedData
     from metanmt.models.seq2seq import load_checkpoint, save_checkpoint
@@ -135,11 +164,11 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
     data_dir = data_dir or info.get("data_dir")
     if not data_dir:
         raise MetaNMTError(f"{model_dir} records no prepared data directory: pass --data")
-    model.to(default_device())  # on a GPU machine, fine-tune on the GPU
+    model.to(pick_device(device))  # on a GPU machine, fine-tune on the GPU
     data = PreparedData.load(data_dir)
     subset = data.finetune_subset(lang, tokens, draw)
     dev = data.pairs(lang, "dev")
-    result = finetune(model, subset, dev, cfg, seed=seed + draw, progress=progress)
+    result = finetune(model, subset, dev, cfg, seed=seed + draw, progress=progress, mixed_precision=mixed_precision)
     new_info = {**{k: v for k, v in info.items() if k not in ("step", "tokens")},
                 "base_model": str(Path(model_dir).resolve()), "base_tokens": info.get("tokens"),
                 "data_dir": str(Path(data_dir).resolve()),
@@ -150,7 +179,8 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
 
 def finetune_user_data(model_dir: str | Path, request: UserDataRequest, output_dir: str | Path,
                        cfg: FinetuneSection, command: str = "", progress: bool = True,
-                       say: Callable[[str], None] = to_stderr) -> Path:
+                       say: Callable[[str], None] = to_stderr, device: str | None = None,
+                       mixed_precision: str = "no") -> Path:
     """Fine-tune a checkpoint on the user's own pairs of any language and save a shareable HF directory:
     the decoding settings in ``generation_config.json`` and a model card ``README.md`` that says what it is.
 
@@ -160,13 +190,15 @@ def finetune_user_data(model_dir: str | Path, request: UserDataRequest, output_d
     from metanmt.models.seq2seq import load_checkpoint, save_checkpoint, set_decoding
     from metanmt.train.card import model_card
 
+    chosen = pick_device(device)
     model, tokenizer, info = load_checkpoint(model_dir)
     data = load_user_data(tokenizer, request, model.config.max_position_embeddings, say)
     new_info = _user_info(model_dir, info, request, data, cfg, command)
     check_output_dir(output_dir, new_info["run_key"])
-    model.to(default_device())
-    result = finetune(model, data.train, data.dev, cfg, seed=request.seed, progress=progress)
-    new_info["finetune"] = {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}
+    result = finetune(model.to(chosen), data.train, data.dev, cfg, seed=request.seed, progress=progress,
+                      mixed_precision=mixed_precision)
+    new_info["finetune"] = {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens,
+                            "mixed_precision": mixed_precision, "device": str(chosen)}
     set_decoding(model)
     return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info, texts={"README.md": model_card(new_info)})
 
@@ -182,7 +214,8 @@ def _user_info(model_dir: str | Path, info: dict[str, Any], request: UserDataReq
     base = str(Path(model_dir).resolve())
     run = {"base_model": base, "lang": request.lang, "data": record, "finetune_config": asdict(cfg)}
     kept = {k: v for k, v in info.items() if k not in ("step", "tokens", "draw", "data_dir", "command", "run_key")}
-    return {**kept, **run, "tokens": request.max_tokens or data.en_tokens, "params": cfg.params,
+    # the report groups a model by system (the base's), size and draw: the seed that drew the subset
+    return {**kept, **run, "tokens": request.max_tokens or data.en_tokens, "draw": request.seed, "params": cfg.params,
             "command": command, "run_key": hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()}
 
 
@@ -206,5 +239,5 @@ def check_output_dir(path: str | Path, run_key: str) -> None:
 
 
 def default_device() -> str:
-    """CUDA when present, else the CPU (the device evaluation also picks)."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The device :func:`pick_device` takes when none is asked for, as a string (the validation uses it)."""
+    return str(pick_device())

@@ -48,7 +48,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
         raise MetaNMTError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     cfg, mc, tc = config, config.meta, config.train
     out = Path(output_dir)
-    accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=tc.mixed_precision)  # accelerate picks the device (CUDA, MPS, CPU)
     rank, world = accelerator.process_index, accelerator.num_processes
     if mc.meta_batch % world:
         raise MetaNMTError(f"meta.meta_batch={mc.meta_batch} must be divisible by the {world} processes")
