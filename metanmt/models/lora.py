@@ -39,12 +39,13 @@ def is_lora(model: Any) -> bool:
 
 
 def add_lora(model: Any, settings: LoraSettings, tokenizer: Any, train_base: bool = False) -> Any:
-    """``model`` wrapped with fresh LoRA adapters (returned unchanged if it has adapters already, e.g. a
-    LoRA checkpoint continued); the base weights stay trainable only with ``train_base``."""
+    """``model`` wrapped with fresh LoRA adapters (its own if it has some already, e.g. a LoRA checkpoint
+    continued): adapters trainable, and the base weights that were trainable only with ``train_base``."""
     from peft import LoraConfig, get_peft_model
 
     from metanmt.models.families import family_of
 
+    fixed = {id(p) for p in model.parameters() if not p.requires_grad}  # e.g. Marian's sinusoidal positions
     if not is_lora(model):
         targets = settings.target_modules or list(family_of(tokenizer).lora_targets)
         config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
@@ -54,7 +55,7 @@ def add_lora(model: Any, settings: LoraSettings, tokenizer: Any, train_base: boo
         except ValueError as err:  # peft: "Target modules {...} not found in the base model"
             raise MetaNMTError(f"LoRA target_modules {targets}: {err}") from None
     for name, p in model.named_parameters():
-        p.requires_grad_(train_base or ".lora_" in name)
+        p.requires_grad_(".lora_" in name or (train_base and id(p) not in fixed))
     return model
 
 
