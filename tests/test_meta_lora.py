@@ -48,7 +48,7 @@ def episodes() -> list[Episode]:
 
 def objective(learner: MetaLearner, eps: list[Episode]) -> float:
     """The mean post-adaptation query loss, through adapt(): what MAML differentiates."""
-    return sum(float(seq2seq_loss(learner.adapt(ep.support), ep.query)) for ep in eps) / len(eps)
+    return sum(float(seq2seq_loss(learner.adapt(ep.support), ep.query).detach()) for ep in eps) / len(eps)
 
 
 @pytest.mark.parametrize("train_base", [False, True])

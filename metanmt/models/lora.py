@@ -44,7 +44,9 @@ def add_lora(model: Any, settings: LoraSettings, tokenizer: Any, train_base: boo
     from peft import LoraConfig, get_peft_model
 
     from metanmt.models.families import family_of
+    from metanmt.models.seq2seq import quiet_hf
 
+    quiet_hf()
     fixed = {id(p) for p in model.parameters() if not p.requires_grad}  # e.g. Marian's sinusoidal positions
     if not is_lora(model):
         targets = settings.target_modules or list(family_of(tokenizer).lora_targets)

@@ -46,7 +46,7 @@ def build_tokenizer(spm_path: str | Path, out_dir: str | Path | None = None):
     """A MarianTokenizer over one shared SentencePiece model (source X and target English share it)."""
     from transformers import MarianTokenizer
 
-    _quiet_hf()
+    quiet_hf()
     spm_path = Path(spm_path)
     if not spm_path.is_file():
         raise MetaNMTError(f"SentencePiece model not found: {spm_path}")
@@ -105,14 +105,16 @@ def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa",
     return model_cls(config)
 
 
-def _quiet_hf() -> None:
+def quiet_hf() -> None:
     """HF shows a progress bar for every shard it reads or writes (noise for our small, frequent checkpoints),
     and MarianTokenizer recommends sacremoses, whose punctuation normalisation our SentencePiece-encoded
-    training data never had: we deliberately do without it."""
+    training data never had: we deliberately do without it. Called before every load, save and LoRA wrap."""
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+    # peft asks every model it wraps through an API transformers has renamed: a warning per wrap, not ours to fix
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated")
 
 
 def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | None = None,
@@ -130,7 +132,7 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    _quiet_hf()
+    quiet_hf()
     try:
         if is_lora(model):
             save_lora(model, tmp)
@@ -164,7 +166,7 @@ def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
     from metanmt.models.lora import load_lora
 
     local = Path(path)
-    _quiet_hf()
+    quiet_hf()
     if local.exists() or not _looks_like_hub_id(str(path)):
         if not (local / "config.json").is_file():
             raise MetaNMTError(f"{local} is not a metanmt/HF checkpoint directory (no config.json)")
@@ -188,7 +190,7 @@ def load_tokenizer(path: str | Path):
 
     from metanmt.models.families import family_of
 
-    _quiet_hf()
+    quiet_hf()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as err:  # missing files, corrupt vocabularies, offline hub ids
