@@ -8,6 +8,7 @@ from pathlib import Path
 from metanmt.data.user_pairs import DEV_SHARE, PairSource, UserDataRequest
 from metanmt.errors import MetaNMTError
 from metanmt.models.device import DEVICE_HELP, PRECISIONS
+from metanmt.models.seq2seq import PARAM_GROUPS
 from metanmt.train.config import FinetuneSection, TrainConfig
 
 HELP = ("Fine-tune a checkpoint on N target tokens (draw I) of a prepared language, or on your own pairs of any "
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="language to adapt to: a prepared language's code, or for your own data any ISO "
                              "639-1/639-3 code or BCP-47 tag (recorded in the checkpoint)")
     parser.add_argument("--output-dir", required=True, help="where to save the fine-tuned checkpoint")
-    parser.add_argument("--params", choices=["all", "emb_enc", "emb"], help="parameters to fine-tune")
+    parser.add_argument("--params", choices=list(PARAM_GROUPS),
+                        help="parameters to fine-tune (lora: LoRA adapters, the checkpoint's own or fresh ones)")
     parser.add_argument("--config", help="YAML config whose 'finetune' section sets lr, steps, patience (and "
                                          "whose train.mixed_precision is the default of --mixed-precision)")
     parser.add_argument("--lr", type=float, help="learning rate (overrides the config's finetune.lr)")

@@ -13,7 +13,8 @@ HELP = "Translate stdin (one sentence per line) to English with a checkpoint."
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
     parser.add_argument("--lang", required=True, metavar="XX",
-                        help="language of the input: an ISO 639-1/639-3 code or BCP-47 tag (informational)")
+                        help="language of the input: an ISO 639-1/639-3 code or BCP-47 tag (tags the source for "
+                             "mBART-50, M2M-100, NLLB and T5 models)")
     parser.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
     parser.add_argument("--length-penalty", type=float, default=0.6,
                         help="exponent alpha: beam scores are divided by length**alpha")
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from metanmt.models.device import pick_device
     from metanmt.models.seq2seq import load_checkpoint
 
-    language_tag(args.lang)  # the model is X->English: the tag is informational, but must look like one
+    language_tag(args.lang)  # the model is X->English: the tag must look like one
     device = pick_device(args.device)
     model, tokenizer, info = load_checkpoint(args.model)
     trained_on = info.get("lang")
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         lines.pop()  # the final newline ends the last line, it does not start an empty one
     model.to(device)
     outputs = translate(
-        model, tokenizer, lines, num_beams=args.beam, length_penalty=args.length_penalty,
+        model, tokenizer, lines, lang=args.lang, num_beams=args.beam, length_penalty=args.length_penalty,
         batch_size=args.batch_size, max_tokens=args.max_tokens, progress=None, desc=args.lang,
     )
     sys.stdout.buffer.write("".join(f"{line}\n" for line in outputs).encode("utf-8"))

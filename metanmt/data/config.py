@@ -13,6 +13,8 @@ unknown keys, so a typo is an error rather than a silently ignored setting. Exam
         test:  {languages: [fi], ...}
       clean: {max_words: 100, max_chars: 600, max_ratio: 3.0}
       spm: {vocab_size: 8000, model_type: unigram, temperature: 5.0, sentences: 200000}
+      # or, instead of training SentencePiece, a pretrained model's tokenizer (directory or hub id):
+      # tokenizer: {from_pretrained: facebook/nllb-200-distilled-600M}
       finetune: {tokens: [0, 4000, 16000], draws: 3}
 """
 
@@ -81,6 +83,14 @@ class SpmConfig:
 
 
 @dataclass(frozen=True)
+class TokenizerConfig:
+    """``from_pretrained``: encode with this Hugging Face tokenizer (a directory or hub id) instead of training
+    SentencePiece; training then starts from a model that uses it (``model.init_from``)."""
+
+    from_pretrained: str | None = None
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     """Fine-tuning subsets of valid/test languages: English token budgets (sacrebleu 13a tokens) x draws."""
 
@@ -98,6 +108,7 @@ class DataConfig:
     spm: SpmConfig
     finetune: FinetuneConfig
     section: dict[str, Any]
+    tokenizer: TokenizerConfig = TokenizerConfig()
 
     def languages(self, group: str) -> list[str]:
         """The languages of ``group`` (train, valid or test), in config order."""
@@ -261,7 +272,7 @@ def load_config(config: str | Path | Mapping[str, Any]) -> DataConfig:
     if "data" not in full:
         raise MetaNMTError(f"{where} has no top-level 'data:' section (the settings of 'metanmt prepare')")
     section = _mapping(full["data"], "data")
-    _check_keys(section, ("seed", "tasks", "clean", "spm", "finetune"), "data")
+    _check_keys(section, ("seed", "tasks", "clean", "spm", "tokenizer", "finetune"), "data")
     tasks = _mapping(section.get("tasks"), "data.tasks")
     _check_keys(tasks, GROUPS, "data.tasks")
     plans: dict[str, LanguagePlan] = {}
@@ -285,4 +296,5 @@ def load_config(config: str | Path | Mapping[str, Any]) -> DataConfig:
         spm=spm,
         finetune=_finetune(section.get("finetune")),
         section=section,
+        tokenizer=_dataclass_from(TokenizerConfig, section.get("tokenizer"), "data.tokenizer"),
     )

@@ -8,7 +8,8 @@ Steps, per the ``data:`` section of a config (see :mod:`metanmt.data.config`):
    pair of its language, or same English sentence as a test pair of *any* language (multi-way corpora
    such as FLORES/NTREX and overlapping ones such as the two Tatoeba releases share English sides);
 4. split the rest into dev and train (``max_pairs`` caps train);
-5. train ONE SentencePiece model over all languages with temperature-based sampling;
+5. train ONE SentencePiece model over all languages with temperature-based sampling (or encode with a
+   pretrained model's tokenizer, ``data.tokenizer.from_pretrained``, whose identity enters the cache key);
 6. encode every split once into flat int32 arrays + offsets, keep the cleaned text beside them;
 7. draw the fine-tuning subsets of valid/test languages by English token count;
 8. write ``manifest.json`` (counts, tokens, spm settings, source files and sha256) and ``summary.md``.
@@ -43,10 +44,12 @@ from metanmt.data.corpora import Corpus, ParallelText, make_corpus
 from metanmt.data.languages import TARGET, language
 from metanmt.data.prepared import MANIFEST, read_manifest
 from metanmt.errors import MetaNMTError
+from metanmt.models import families
 
 FORMAT_VERSION = 1
 SUMMARY = "summary.md"
 SPM_PREFIX = "spm"
+TOKENIZER_DIR = "tokenizer"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _NON_WORD = re.compile(r"[\W_]+")
 _RATIO_SMOOTHING = 5  # characters added to both lengths, so "OK"/"D'accord" is not an outlier
@@ -315,10 +318,7 @@ def _summary(manifest: dict[str, Any]) -> str:
         for i, value in enumerate((train["pairs"], dev["pairs"], test, train["src_tokens"], train["tgt_tokens"])):
             totals[i] += value
     rows.append(f"| **all** | | | {totals[0]} | {totals[1]} | {totals[2]} | | {totals[3]} | {totals[4]} |")
-    spm = manifest["spm"]
-    lines = [f"# Prepared data ({len(manifest['tasks'])} languages)", "", *rows, "",
-             (f"SentencePiece: {spm['model_type']}, {spm['vocab_size']} pieces (asked {spm['vocab_size_requested']}),"
-              f" trained on {spm['training_sentences']} sentences sampled at temperature {spm['temperature']}."),
+    lines = [f"# Prepared data ({len(manifest['tasks'])} languages)", "", *rows, "", _vocabulary_line(manifest),
              f"Leaking pairs removed from dev/train: {sum(t['leak_removed'] for t in manifest['tasks'].values())}."]
     finetune = manifest["finetune"]
     if finetune["subsets"]:
@@ -331,12 +331,64 @@ def _summary(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _Reporter) -> dict[str, Any]:
-    """Write everything under ``out`` (a fresh folder) and return the manifest (without source info)."""
+def _spm_encoder(cfg: DataConfig, splits: dict[str, dict[str, _Split]], out: Path, report: _Reporter
+                 ) -> tuple[Callable[[str, _Split], tuple[np.ndarray, ...]], dict[str, Any]]:
+    """Train the shared SentencePiece model on every training split; its split encoder and manifest entry."""
     import sentencepiece as spm
 
     from metanmt.data.spm import encode, sample_training_text, train_spm
 
+    spm_text = {lang: s["train"].src for lang, s in splits.items()}
+    spm_text[TARGET] = list(dict.fromkeys(t for s in splits.values() for t in s["train"].tgt))
+    sample, per_language = sample_training_text(spm_text, cfg.spm.sentences, cfg.spm.temperature, cfg.seed)
+    report.say(f"training SentencePiece ({cfg.spm.model_type}, {cfg.spm.vocab_size} pieces) on "
+               f"{len(sample)} sentences of {len(spm_text)} languages")
+    model_path = train_spm(sample, cfg.spm, cfg.seed, out / f"{SPM_PREFIX}.model")
+    processor = spm.SentencePieceProcessor(model_file=str(model_path))
+
+    def encode_split(lang: str, split: _Split) -> tuple[np.ndarray, ...]:
+        return (*encode(processor, split.src), *encode(processor, split.tgt))
+
+    return encode_split, {"spm": {
+        "model": f"{SPM_PREFIX}.model", "vocab": f"{SPM_PREFIX}.vocab",
+        "vocab_size": processor.get_piece_size(), "vocab_size_requested": cfg.spm.vocab_size,
+        "model_type": cfg.spm.model_type, "character_coverage": cfg.spm.character_coverage,
+        "byte_fallback": cfg.spm.byte_fallback, "temperature": cfg.spm.temperature,
+        "training_sentences": len(sample), "sentences_per_language": per_language,
+        "pad_id": 0, "eos_id": 1, "unk_id": 2, "bos_id": -1, "sha256": _sha256(model_path)}}
+
+
+def _pretrained_encoder(tokenizer: Any, source: str, out: Path
+                        ) -> tuple[Callable[[str, _Split], tuple[np.ndarray, ...]], dict[str, Any]]:
+    """Encode with a pretrained model's tokenizer (saved in ``out/tokenizer``), language tags as its family
+    wants; its split encoder and manifest entry (its identity is what a training run checks)."""
+    from metanmt.data.prepared import ragged
+
+    tokenizer.save_pretrained(out / TOKENIZER_DIR)
+
+    def encode_split(lang: str, split: _Split) -> tuple[np.ndarray, ...]:
+        src, tgt = families.encode(tokenizer, lang, split.src, split.tgt)
+        return (*ragged(src), *ragged(tgt))
+
+    return encode_split, {"tokenizer": {
+        "from_pretrained": source, "path": TOKENIZER_DIR, "class": type(tokenizer).__name__,
+        "family": families.family_of(tokenizer).name, "identity": families.tokenizer_identity(tokenizer),
+        "size": families.tokenizer_size(tokenizer)}}
+
+
+def _vocabulary_line(manifest: dict[str, Any]) -> str:
+    if "tokenizer" in manifest:
+        tok = manifest["tokenizer"]
+        return f"Tokenizer: {tok['class']} of {tok['from_pretrained']} ({tok['size']} ids, identity {tok['identity']})."
+    spm = manifest["spm"]
+    return (f"SentencePiece: {spm['model_type']}, {spm['vocab_size']} pieces (asked {spm['vocab_size_requested']}),"
+            f" trained on {spm['training_sentences']} sentences sampled at temperature {spm['temperature']}.")
+
+
+def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _Reporter,
+           tokenizer: Any = None) -> dict[str, Any]:
+    """Write everything under ``out`` (a fresh folder) and return the manifest (without source info);
+    ``tokenizer``: a pretrained one to encode with instead of training SentencePiece."""
     pools: dict[str, tuple[_Split, list[str], dict[str, dict[str, int]]]] = {}
     tests: dict[str, list[int]] = {}
     evals: dict[str, dict[str, _Split]] = {}
@@ -377,13 +429,10 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
     subsets = {lang: finetune_subsets(lang, splits[lang]["train"].tgt, cfg.finetune.tokens, cfg.finetune.draws,
                                       cfg.seed) for lang in report.bar(finetune_langs, "fine-tuning subsets")}
 
-    spm_text = {lang: s["train"].src for lang, s in splits.items()}
-    spm_text[TARGET] = list(dict.fromkeys(t for s in splits.values() for t in s["train"].tgt))
-    sample, per_language = sample_training_text(spm_text, cfg.spm.sentences, cfg.spm.temperature, cfg.seed)
-    report.say(f"training SentencePiece ({cfg.spm.model_type}, {cfg.spm.vocab_size} pieces) on "
-               f"{len(sample)} sentences of {len(spm_text)} languages")
-    model_path = train_spm(sample, cfg.spm, cfg.seed, out / f"{SPM_PREFIX}.model")
-    processor = spm.SentencePieceProcessor(model_file=str(model_path))
+    if tokenizer is None:
+        encode_split, vocabulary = _spm_encoder(cfg, splits, out, report)
+    else:
+        encode_split, vocabulary = _pretrained_encoder(tokenizer, cfg.tokenizer.from_pretrained, out)
 
     tasks: dict[str, Any] = {}
     for lang in report.bar(list(splits), "encoding"):
@@ -391,8 +440,7 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
         folder.mkdir(parents=True)
         task_splits = {}
         for name, split in splits[lang].items():
-            src_ids, src_offsets = encode(processor, split.src)
-            tgt_ids, tgt_offsets = encode(processor, split.tgt)
+            src_ids, src_offsets, tgt_ids, tgt_offsets = encode_split(lang, split)
             np.savez(folder / f"{name}.npz", src_ids=src_ids, src_offsets=src_offsets, tgt_ids=tgt_ids,
                      tgt_offsets=tgt_offsets)
             _write_lines(folder / f"{name}.{lang}", split.src)
@@ -417,13 +465,7 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
         "seed": cfg.seed,
         "languages": {group: cfg.languages(group) for group in ("train", "valid", "test")},
         "tasks": tasks,
-        "spm": {"model": f"{SPM_PREFIX}.model", "vocab": f"{SPM_PREFIX}.vocab",
-                "vocab_size": processor.get_piece_size(), "vocab_size_requested": cfg.spm.vocab_size,
-                "model_type": cfg.spm.model_type, "character_coverage": cfg.spm.character_coverage,
-                "byte_fallback": cfg.spm.byte_fallback, "temperature": cfg.spm.temperature,
-                "training_sentences": len(sample), "sentences_per_language": per_language,
-                "pad_id": 0, "eos_id": 1, "unk_id": 2, "bos_id": -1,
-                "sha256": _sha256(model_path)},
+        **vocabulary,
         "finetune": {"tokens": list(cfg.finetune.tokens), "draws": cfg.finetune.draws,
                      "unit": "English tokens (sacrebleu 13a)",
                      "subsets": {lang: record for lang, (_, record) in subsets.items()},
@@ -431,6 +473,16 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
         "cleaning": {"max_words": cfg.clean.max_words, "max_chars": cfg.clean.max_chars,
                      "max_ratio": cfg.clean.max_ratio},
     }
+
+
+def _pretrained_tokenizer(cfg: DataConfig) -> Any:
+    """The tokenizer of ``data.tokenizer.from_pretrained`` (None: train SentencePiece)."""
+    from metanmt.models.seq2seq import load_tokenizer
+
+    source = cfg.tokenizer.from_pretrained
+    if source is not None and not isinstance(source, str):
+        raise MetaNMTError(f"data.tokenizer.from_pretrained must be a directory or hub id, not {source!r}")
+    return None if source is None else load_tokenizer(source)
 
 
 def _replace(tmp: Path, out: Path) -> None:
@@ -468,7 +520,9 @@ def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None
     report.say("hashing source files")
     sources, keyed = _fingerprint(resolved, root)
     config_hash = _digest(cfg.section)
-    cache_key = _digest({"format_version": FORMAT_VERSION, "data": cfg.section, "sources": keyed})
+    tokenizer = _pretrained_tokenizer(cfg)
+    identity = {} if tokenizer is None else {"tokenizer": families.tokenizer_identity(tokenizer)}
+    cache_key = _digest({"format_version": FORMAT_VERSION, "data": cfg.section, "sources": keyed, **identity})
 
     existing = read_manifest(out) if out.is_dir() else None
     if existing is not None and existing.get("cache_key") == cache_key:
@@ -493,7 +547,7 @@ def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        manifest = _build(cfg, resolved, tmp, report)
+        manifest = _build(cfg, resolved, tmp, report, tokenizer)
         manifest.update({"cache_key": cache_key, "config_hash": config_hash, "config": cfg.section,
                          "data_root": None if root is None else str(root.resolve()), "sources": sources,
                          "build_seconds": round(time.perf_counter() - started, 1)})

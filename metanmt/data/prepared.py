@@ -31,6 +31,14 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def ragged(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id sequences as one flat int32 array plus int64 offsets (n + 1), the layout of every prepared split."""
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=offsets[1:])
+    flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
+    return flat, offsets
+
+
 def _gather(ids: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows ``indices`` of a ragged (ids, offsets) array as a new ragged array."""
     lengths = offsets[indices + 1] - offsets[indices]
@@ -66,12 +74,6 @@ class EncodedPairs:
                        src_text: list[str] | None = None, tgt_text: list[str] | None = None,
                        name: str = "") -> EncodedPairs:
         """Pairs from lists of id sequences (as given: append EOS yourself), e.g. for tests and tools."""
-        def ragged(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-            offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-            np.cumsum([len(r) for r in rows], out=offsets[1:])
-            flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
-            return flat, offsets
-
         blank = [""] * len(src)
         return cls(*ragged(src), *ragged(tgt), src_text or blank, tgt_text or list(blank), name)
 
@@ -129,14 +131,17 @@ class PreparedData:
             self.train_langs: list[str] = list(languages["train"])
             self.valid_langs: list[str] = list(languages["valid"])
             self.test_langs: list[str] = list(languages["test"])
-            self.spm_path = root / manifest["spm"]["model"]
-            self.vocab_size: int = int(manifest["spm"]["vocab_size"])
+            # data encoded with a pretrained model's tokenizer has no SentencePiece model of its own
+            self.pretrained_tokenizer: dict[str, Any] | None = manifest.get("tokenizer")
+            spm = None if self.pretrained_tokenizer else manifest["spm"]
+            self.spm_path: Path | None = root / spm["model"] if spm else None
+            self.vocab_size: int = int(spm["vocab_size"] if spm else self.pretrained_tokenizer["size"])
             self.finetune_sizes: list[int] = [int(t) for t in manifest["finetune"]["tokens"]]
             self.num_draws: int = int(manifest["finetune"]["draws"])
             self._tasks: dict[str, Any] = manifest["tasks"]
         except (KeyError, TypeError) as err:
             raise MetaNMTError(f"{root / MANIFEST} is not a metanmt manifest (missing {err})") from None
-        if not self.spm_path.is_file():
+        if self.spm_path is not None and not self.spm_path.is_file():
             raise MetaNMTError(f"prepared data is damaged: the SentencePiece model {self.spm_path} is missing")
         self._pairs: dict[tuple[str, str], EncodedPairs] = {}
         self._subsets: dict[str, Any] = {}
@@ -221,7 +226,10 @@ class PreparedData:
         return self.pairs(lang, "train").subset(indices, name=f"{lang}-en/finetune-{tokens}-draw{draw}")
 
     def tokenizer(self) -> Any:
-        """The shared ``sentencepiece.SentencePieceProcessor``."""
+        """The shared ``sentencepiece.SentencePieceProcessor`` (data prepared with metanmt's own model)."""
         import sentencepiece as spm
 
+        if self.spm_path is None:
+            raise MetaNMTError(f"{self.root} was encoded with {self.pretrained_tokenizer['from_pretrained']}'s "
+                               "tokenizer, not a SentencePiece model of its own")
         return spm.SentencePieceProcessor(model_file=str(self.spm_path))

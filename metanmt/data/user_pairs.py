@@ -164,10 +164,13 @@ def pairs_sha256(src: list[str], tgt: list[str]) -> str:
     return digest.hexdigest()
 
 
-def encode_pairs(tokenizer: Any, src: list[str], tgt: list[str], max_length: int, name: str) -> EncodedPairs:
-    """Ids as the checkpoint's tokenizer makes them (each ends with EOS), cut to the model's positions."""
-    src_ids = tokenizer(src, truncation=True, max_length=max_length)["input_ids"]
-    tgt_ids = tokenizer(text_target=tgt, truncation=True, max_length=max_length)["input_ids"]
+def encode_pairs(tokenizer: Any, src: list[str], tgt: list[str], max_length: int, name: str,
+                 lang: str | None = None) -> EncodedPairs:
+    """Ids as the checkpoint's tokenizer makes them for source language ``lang`` (each ends with EOS; language
+    tags as its family wants, metanmt.models.families), cut to the model's positions."""
+    from metanmt.models.families import encode
+
+    src_ids, tgt_ids = encode(tokenizer, lang, src, tgt, max_length)
     return EncodedPairs.from_sequences(src_ids, tgt_ids, list(src), list(tgt), name=name)
 
 
@@ -203,7 +206,7 @@ def load_user_data(tokenizer: Any, request: UserDataRequest, max_length: int,
         say(f"warning: {overlap} of {len(dev_src)} dev pairs have a source sentence that is also in the training "
             f"data: the dev loss used for early stopping is optimistic")
     lang = request.lang
-    return UserData(train=encode_pairs(tokenizer, src, tgt, max_length, f"{lang}-en/train"),
-                    dev=encode_pairs(tokenizer, dev_src, dev_tgt, max_length, f"{lang}-en/dev"),
+    return UserData(train=encode_pairs(tokenizer, src, tgt, max_length, f"{lang}-en/train", lang),
+                    dev=encode_pairs(tokenizer, dev_src, dev_tgt, max_length, f"{lang}-en/dev", lang),
                     en_tokens=int(english_token_counts(tgt).sum()), sha256=pairs_sha256(src, tgt),
                     dev_sha256=pairs_sha256(dev_src, dev_tgt), held_out=held_out, overlap=overlap)

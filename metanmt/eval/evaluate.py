@@ -125,6 +125,7 @@ def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path
     """
     from metanmt.data.corpora import read_aligned
     from metanmt.data.user_pairs import encode_pairs
+    from metanmt.models.families import max_positions
     from metanmt.models.seq2seq import load_checkpoint
 
     start = time.perf_counter()
@@ -136,8 +137,9 @@ def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path
         raise MetaNMTError(f"{src} is empty: nothing to evaluate")
     comet = Comet.load(comet_model)
     model, tokenizer, info = load_checkpoint(model_dir)
-    pairs = encode_pairs(tokenizer, sources, references[0], model.config.max_position_embeddings, str(src))
-    record = {"lang": lang or info.get("lang") or "unknown", "split": "files",
+    lang = lang or info.get("lang")
+    pairs = encode_pairs(tokenizer, sources, references[0], max_positions(model.config), str(src), lang)
+    record = {"lang": lang or "unknown", "split": "files",
               "source_file": os.path.abspath(src), "reference_files": [os.path.abspath(r) for r in refs]}
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, references, output_json, record,
                                 decoding, progress, start, comet)
@@ -157,7 +159,8 @@ def _translate_and_score(model_dir: str | Path, loaded: tuple[Any, Any, dict[str
     device = pick_device(decoding.device)
     model.to(device)
     sources = list(pairs.src_text)
-    hypotheses = translate(model, tokenizer, sources, num_beams=decoding.beam,
+    lang = None if record["lang"] == "unknown" else record["lang"]
+    hypotheses = translate(model, tokenizer, sources, lang=lang, num_beams=decoding.beam,
                            length_penalty=decoding.length_penalty, batch_size=decoding.batch_size,
                            max_tokens=decoding.max_tokens, progress=progress, desc=f"{record['lang']}/{record['split']}")
     references = [[_one_line(r) for r in refs] for refs in references]

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessor
 
 from metanmt.errors import MetaNMTError
+from metanmt.models import families
 
 
 def length_sorted_batches(
@@ -73,6 +74,7 @@ def translate(
     tokenizer,
     sentences: Sequence[str],
     *,
+    lang: str | None = None,
     num_beams: int = 4,
     length_penalty: float = 0.6,
     batch_size: int = 64,
@@ -82,7 +84,9 @@ def translate(
     progress: bool | None = True,
     desc: str = "translate",
 ) -> list[str]:
-    """Translate ``sentences`` with beam search and return detokenised strings in the input order.
+    """Translate ``sentences`` (in language ``lang``) with beam search and return detokenised strings in the
+    input order. ``lang`` tags the sources for families that need it (mBART-50, M2M-100, NLLB, T5:
+    metanmt.models.families); Marian models translate without it.
 
     ``length_penalty`` is HF's exponent on the hypothesis length (scores are divided by length**alpha).
     Outputs are single lines with single spaces. Empty or whitespace-only inputs translate to ``""``
@@ -99,8 +103,8 @@ def translate(
     # search once num_beams hypotheses are finished, so short low-scoring ones can beat the best beam
     # still running (tests/test_generate.py); HF's default stops only when no running beam can win.
     beam_kwargs = {"num_beams": num_beams, "length_penalty": length_penalty} if num_beams > 1 else {"num_beams": 1}
-    max_positions = model.config.max_position_embeddings
-    encoded = tokenizer([sentences[i] for i in todo], truncation=True, max_length=max_positions)["input_ids"]
+    max_positions = families.max_positions(model.config)
+    encoded, _ = families.encode(tokenizer, lang, [sentences[i] for i in todo], max_length=max_positions)
     lengths = [len(ids) for ids in encoded]
     device = next(model.parameters()).device
     was_training = model.training

@@ -1,8 +1,9 @@
 """The translation model: an HF MarianMT transformer built from a size preset and the shared SentencePiece model.
 
 Checkpoints are ordinary ``save_pretrained`` directories (model + tokenizer) so they load with
-``MarianMTModel.from_pretrained`` / ``MarianTokenizer.from_pretrained``; metanmt adds ``metanmt.json``
-(provenance: which system, language, fine-tuning size...).
+``AutoModelForSeq2SeqLM.from_pretrained`` / ``AutoTokenizer.from_pretrained``; metanmt adds ``metanmt.json``
+(provenance: which system, language, fine-tuning size...). Training may also start from any pretrained
+seq2seq checkpoint with its own tokenizer (:mod:`metanmt.models.families`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import sentencepiece as spm
 
 from metanmt.errors import MetaNMTError
+from metanmt.models.lora import LORA_PATTERNS
 
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 INFO_FILE = "metanmt.json"
@@ -45,7 +47,7 @@ def build_tokenizer(spm_path: str | Path, out_dir: str | Path | None = None):
     """A MarianTokenizer over one shared SentencePiece model (source X and target English share it)."""
     from transformers import MarianTokenizer
 
-    _quiet_hf()
+    quiet_hf()
     spm_path = Path(spm_path)
     if not spm_path.is_file():
         raise MetaNMTError(f"SentencePiece model not found: {spm_path}")
@@ -104,14 +106,16 @@ def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa",
     return model_cls(config)
 
 
-def _quiet_hf() -> None:
+def quiet_hf() -> None:
     """HF shows a progress bar for every shard it reads or writes (noise for our small, frequent checkpoints),
     and MarianTokenizer recommends sacremoses, whose punctuation normalisation our SentencePiece-encoded
-    training data never had: we deliberately do without it."""
+    training data never had: we deliberately do without it. Called before every load, save and LoRA wrap."""
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+    # peft asks every model it wraps through an API transformers has renamed: a warning per wrap, not ours to fix
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated")
 
 
 def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | None = None,
@@ -124,12 +128,17 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
     """
     import torch
 
+    from metanmt.models.lora import is_lora, save_lora
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    _quiet_hf()
+    quiet_hf()
     try:
-        model.save_pretrained(tmp)
+        if is_lora(model):
+            save_lora(model, tmp)
+        else:
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / INFO_FILE).write_text(json.dumps(info or {}, indent=2, sort_keys=True), encoding="utf-8")
         for name, obj in (extra_files or {}).items():
@@ -149,28 +158,61 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
 
 
 def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
-    """Load ``(model, tokenizer, info)`` from a checkpoint directory, with a clear error if it is broken."""
-    from transformers import AutoModelForSeq2SeqLM, MarianTokenizer
+    """Load ``(model, tokenizer, info)`` from a checkpoint directory or a Hugging Face hub id (downloaded
+    when not cached: needs internet), with a clear error if it is broken. A checkpoint with an ``adapter/``
+    comes back with its LoRA adapter (:mod:`metanmt.models.lora`); generation is set to produce English."""
+    from transformers import AutoModelForSeq2SeqLM
 
-    path = Path(path)
-    _quiet_hf()
-    if not (path / "config.json").is_file():
-        raise MetaNMTError(f"{path} is not a metanmt/HF checkpoint directory (no config.json)")
-    _check_seq2seq(path)
+    from metanmt.models.families import set_english_target
+    from metanmt.models.lora import load_lora
+
+    local = Path(path)
+    quiet_hf()
+    if local.exists() or not _looks_like_hub_id(str(path)):
+        if not (local / "config.json").is_file():
+            raise MetaNMTError(f"{local} is not a metanmt/HF checkpoint directory (no config.json)")
+        _check_seq2seq(local)
     try:
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
-        tokenizer = MarianTokenizer.from_pretrained(path)
-    except Exception as err:  # HF raises many types for truncated/corrupt files
+    except Exception as err:  # HF raises many types for truncated/corrupt files, unknown or offline hub ids
         raise MetaNMTError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
-    if len(tokenizer) != model.config.vocab_size:
-        raise MetaNMTError(
-            f"checkpoint {path}: tokenizer has {len(tokenizer)} pieces but the model vocabulary is "
-            f"{model.config.vocab_size}"
-        )
-    info_file = path / INFO_FILE
+    tokenizer = load_tokenizer(path)
+    _check_vocabulary(model, tokenizer, path)
+    set_english_target(model, tokenizer)
+    info_file = local / INFO_FILE
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-    return model, tokenizer, info
+    return load_lora(model, local), tokenizer, info
+
+
+def load_tokenizer(path: str | Path):
+    """The tokenizer saved in a checkpoint directory or of a hub id (a MetaNMTError if it cannot be read)."""
+    from transformers import AutoTokenizer
+
+    from metanmt.models.families import family_of
+
+    quiet_hf()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # missing files, corrupt vocabularies, offline hub ids
+        raise MetaNMTError(f"cannot load the tokenizer of {path}: {type(err).__name__}: {err}") from err
+    family_of(tokenizer)  # refuse a tokenizer whose language tags metanmt does not know, naming the known
+    return tokenizer
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """``org/name`` or ``name``: what ``from_pretrained`` would look up on the hub."""
+    return name.count("/") <= 1 and not name.startswith((".", "/", "~"))
+
+
+def _check_vocabulary(model, tokenizer, path: str | Path) -> None:
+    """Every id the tokenizer makes must have an embedding; Marian tables match their tokenizer exactly."""
+    from metanmt.models.families import family_of, tokenizer_size
+
+    rows = model.get_input_embeddings().num_embeddings
+    size = len(tokenizer) if family_of(tokenizer).exact_vocab else tokenizer_size(tokenizer)
+    if size > rows or (family_of(tokenizer).exact_vocab and size != rows):
+        raise MetaNMTError(f"checkpoint {path}: tokenizer has {size} pieces but the model vocabulary is {rows}")
 
 
 def _check_seq2seq(path: Path) -> None:
@@ -190,14 +232,19 @@ def _check_seq2seq(path: Path) -> None:
 def set_decoding(model, num_beams: int = 4, length_penalty: float = 0.6) -> None:
     """Store ``metanmt translate``'s decoding in the model's generation config, so that a plain
     ``from_pretrained(...).generate()`` decodes the same way (``generation_config.json`` in the checkpoint)."""
+    from metanmt.models.families import max_positions
+
     config = model.generation_config
     config.num_beams, config.length_penalty, config.do_sample = num_beams, length_penalty, False
-    config.max_length = model.config.max_position_embeddings  # the decoder start token + max_positions - 1
+    config.max_length = max_positions(model.config)  # the decoder start token + max_positions - 1
 
 
-# Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only).
+# Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only; "lora"
+# trains LoRA adapters only, metanmt.models.lora). Patterns hold for every family and for adapted models
+# ("model.shared.weight" in Marian/mBART, "shared.weight" in T5, "base_model.model.model.shared..." under peft).
 PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     "all": ("*",),
-    "emb_enc": ("model.shared.*", "model.encoder.*"),
-    "emb": ("model.shared.*",),
+    "emb_enc": ("*shared.*", "*encoder.*"),
+    "emb": ("*shared.*",),
+    "lora": LORA_PATTERNS,
 }

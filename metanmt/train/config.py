@@ -16,12 +16,17 @@ from typing import Any
 import yaml
 
 from metanmt.errors import MetaNMTError
+from metanmt.models.lora import LORA_PATTERNS, LoraSettings
+
+OUTER_PARAMS = ("adapters", "all")
 
 
 @dataclass
 class ModelConfig:
     preset: str = "tiny"  # tiny | compact | small | base (metanmt.models.seq2seq.PRESETS)
-    init_from: str | None = None  # an HF checkpoint directory to start from instead of random weights
+    # a pretrained seq2seq model to start from instead of random weights: an HF checkpoint directory or hub id
+    # of any family in metanmt.models.families (Marian/OPUS-MT, mBART-50, M2M-100, NLLB-200, T5/mT5)
+    init_from: str | None = None
     dropout: float = 0.1
     norm: str = "post"  # post (MarianMT) | pre (pre-norm, mBART layout)
     init_std: float | None = None  # std of the random weights; None: d_model ** -0.5 (see build_model)
@@ -35,10 +40,32 @@ class MetaSection:
     inner_steps: int = 1
     inner_lr: float = 1e-3
     inner_optimizer: str = "adam"
-    fast_params: list[str] = field(default_factory=lambda: ["*"])
+    # parameter name patterns adapted in the inner loop, or "lora": LoRA adapters (settings in ``lora``)
+    fast_params: list[str] | str = field(default_factory=lambda: ["*"])
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    # with fast_params "lora": what the outer loop (and the baseline, for the same trainable weights) trains:
+    # "adapters" (their initialisation; the pretrained weights stay fixed) or "all" (adapters and base weights)
+    outer_params: str = "adapters"
     meta_batch: int = 4  # tasks per meta-step (split across processes)
     support_tokens: int = 1000  # target tokens per support batch
     query_tokens: int = 1000  # target tokens per query batch
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = _section(LoraSettings, self.lora, "meta.lora")
+        if isinstance(self.fast_params, str) and self.fast_params != "lora":
+            raise MetaNMTError(f"meta.fast_params must be a list of name patterns or 'lora', not {self.fast_params!r}")
+        if self.outer_params not in OUTER_PARAMS:
+            raise MetaNMTError(f"meta.outer_params must be one of {', '.join(OUTER_PARAMS)}, "
+                               f"not {self.outer_params!r}")
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.fast_params == "lora"
+
+    def fast_patterns(self) -> tuple[str, ...]:
+        """The inner loop's parameter name patterns (the adapter weights with ``lora``)."""
+        return LORA_PATTERNS if self.uses_lora else tuple(self.fast_params)
 
 
 @dataclass
@@ -63,7 +90,7 @@ class FinetuneSection:
     max_steps: int = 200
     eval_every: int = 20
     patience: int = 3  # evaluations without dev-loss improvement before stopping
-    params: str = "all"  # all | emb_enc | emb
+    params: str = "all"  # all | emb_enc | emb | lora (the model's LoRA adapters, or fresh ones)
     valid_steps: int = 20  # fine-tuning steps of the in-training validation (fixed, no early stopping)
     # rates tried per system on the validation languages (metanmt.train.validation); empty: always ``lr``
     lr_grid: list[float] = field(default_factory=list)
@@ -95,13 +122,7 @@ class TrainConfig:
         kwargs = {}
         for f in dataclasses.fields(cls):
             values = raw.get(f.name) or {}
-            section_cls = type(getattr(cls(), f.name))
-            known = {x.name for x in dataclasses.fields(section_cls)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise MetaNMTError(f"{source}: unknown key(s) in '{f.name}': {', '.join(unknown)} "
-                                   f"(known: {', '.join(sorted(known))})")
-            kwargs[f.name] = section_cls(**values)
+            kwargs[f.name] = _section(type(getattr(cls(), f.name)), values, f"{source}: '{f.name}'")
         extra = sorted(set(raw) - set(sections) - {"data"})
         if extra:
             raise MetaNMTError(f"{source}: unknown top-level section(s): {', '.join(extra)}")
@@ -132,3 +153,12 @@ class TrainConfig:
             if key and section in d:
                 d[section] = {k: v for k, v in d[section].items() if k != key}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _section(section_cls: type, values: dict[str, Any], where: str) -> Any:
+    """``section_cls(**values)``, an unknown key being an error that names the known ones."""
+    known = {x.name for x in dataclasses.fields(section_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise MetaNMTError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return section_cls(**values)

@@ -41,11 +41,16 @@ def seq2seq_loss(forward, batch) -> torch.Tensor:
 
 
 def set_trainable(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter]:
-    """Freeze all parameters but the named group (``all``, ``emb_enc``, ``emb``); return the trainable ones."""
+    """Freeze all parameters but the named group (``all``, ``emb_enc``, ``emb``, ``lora``); return the trainable
+    ones. A group that matches nothing is an error, not a silently frozen model."""
     from fnmatch import fnmatchcase
+
+    from metanmt.models.lora import is_lora
 
     if group not in PARAM_GROUPS:
         raise MetaNMTError(f"unknown parameter group {group!r}; choose one of {', '.join(PARAM_GROUPS)}")
+    if group == "lora" and not is_lora(model):
+        raise MetaNMTError("parameter group 'lora' needs a model with LoRA adapters (metanmt.models.lora.add_lora)")
     patterns = PARAM_GROUPS[group]
     trainable = []
     for name, p in model.named_parameters():
@@ -54,7 +59,17 @@ def set_trainable(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter
         p.requires_grad_(not is_fixed and any(fnmatchcase(name, pat) for pat in patterns))
         if p.requires_grad:
             trainable.append(p)
+    if not trainable:
+        raise MetaNMTError(f"parameter group {group!r} ({', '.join(patterns)}) matches no parameter of the model")
     return trainable
+
+
+def with_finetuned_params(model, tokenizer, cfg: FinetuneSection):
+    """``model`` ready to fine-tune ``cfg.params``: with ``lora``, the checkpoint's own adapter (e.g. the
+    meta-learned initialisation) or, if it has none, fresh adapters of the default settings."""
+    from metanmt.models.lora import LoraSettings, add_lora
+
+    return add_lora(model, LoraSettings(), tokenizer) if cfg.params == "lora" else model
 
 
 @torch.no_grad()
@@ -161,6 +176,7 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
     from metanmt.models.seq2seq import load_checkpoint, save_checkpoint
 
     model, tokenizer, info = load_checkpoint(model_dir)
+    model = with_finetuned_params(model, tokenizer, cfg)
     data_dir = data_dir or info.get("data_dir")
     if not data_dir:
         raise MetaNMTError(f"{model_dir} records no prepared data directory: pass --data")
@@ -187,12 +203,14 @@ def finetune_user_data(model_dir: str | Path, request: UserDataRequest, output_d
     Everything is read and checked before training, and the checkpoint is written atomically, so bad input
     leaves ``output_dir`` untouched.
     """
+    from metanmt.models.families import max_positions
     from metanmt.models.seq2seq import load_checkpoint, save_checkpoint, set_decoding
     from metanmt.train.card import model_card
 
     chosen = pick_device(device)
     model, tokenizer, info = load_checkpoint(model_dir)
-    data = load_user_data(tokenizer, request, model.config.max_position_embeddings, say)
+    model = with_finetuned_params(model, tokenizer, cfg)
+    data = load_user_data(tokenizer, request, max_positions(model.config), say)
     new_info = _user_info(model_dir, info, request, data, cfg, command)
     check_output_dir(output_dir, new_info["run_key"])
     result = finetune(model.to(chosen), data.train, data.dev, cfg, seed=request.seed, progress=progress,

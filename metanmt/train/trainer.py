@@ -71,7 +71,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     if system == "metanmt":
         learner = MetaLearner(model, seq2seq_loss, MetaConfig(
             algorithm=mc.algorithm, inner_steps=mc.inner_steps, inner_lr=mc.inner_lr,
-            inner_optimizer=mc.inner_optimizer, fast_params=tuple(mc.fast_params), grad_clip=tc.grad_clip),
+            inner_optimizer=mc.inner_optimizer, fast_params=mc.fast_patterns(), grad_clip=tc.grad_clip),
             accelerator=accelerator)
         task_objs = {lang: TranslationTask(lang, pairs) for lang, pairs in tasks.items()}
         trainable = list(learner.parameters())
@@ -169,34 +169,56 @@ def _target_tokens(batch: dict[str, torch.Tensor]) -> int:
 
 
 def _initial_model(cfg: TrainConfig, data):
+    """The model training starts from: random weights over the prepared SentencePiece model, or the
+    pretrained ``model.init_from`` (which must use the prepared data's tokenizer); with LoRA adapters when
+    ``meta.fast_params`` is ``lora`` (both systems: the baseline trains what the outer loop trains)."""
+    from metanmt.models.lora import add_lora
     from metanmt.models.seq2seq import build_model, build_tokenizer, load_checkpoint
 
     if cfg.model.init_from:
         model, tokenizer, _ = load_checkpoint(cfg.model.init_from)
-        if model.config.vocab_size != data.vocab_size:
-            raise MetaNMTError(f"--init-from {cfg.model.init_from}: vocabulary {model.config.vocab_size} "
-                               f"does not match the prepared data's {data.vocab_size}")
-        _check_same_pieces(tokenizer, data.spm_path, cfg.model.init_from)
-        return model, tokenizer
-    tokenizer = build_tokenizer(data.spm_path)
-    return build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm,
-                       init_std=cfg.model.init_std), tokenizer
+        _check_same_pieces(tokenizer, data, cfg.model.init_from)
+    elif data.pretrained_tokenizer:
+        raise MetaNMTError(f"{data.root} was encoded with the tokenizer of "
+                           f"{data.pretrained_tokenizer['from_pretrained']}: set model.init_from (--init-from) "
+                           "to a model that uses it")
+    else:
+        tokenizer = build_tokenizer(data.spm_path)
+        model = build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm,
+                            init_std=cfg.model.init_std)
+    if cfg.meta.uses_lora:
+        model = add_lora(model, cfg.meta.lora, tokenizer, train_base=cfg.meta.outer_params == "all")
+    return model, tokenizer
 
 
-def _check_same_pieces(tokenizer, spm_path: Path, init_from: str) -> None:
-    """Equal vocabulary sizes are not enough: two SentencePiece models map different pieces to the same ids."""
+def _check_same_pieces(tokenizer, data, init_from: str) -> None:
+    """The ids of the prepared data must mean the same pieces to the model. Data encoded with a pretrained
+    tokenizer records its identity; for metanmt's own SentencePiece model equal vocabulary sizes are not
+    enough: two SentencePiece models map different pieces to the same ids."""
     import hashlib
 
     import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(spm_path))
+    from metanmt.models.families import tokenizer_identity
+
+    if data.pretrained_tokenizer:
+        theirs, ours = tokenizer_identity(tokenizer), data.pretrained_tokenizer["identity"]
+        if theirs != ours:
+            raise MetaNMTError(f"--init-from {init_from}: its tokenizer (identity {theirs}) is not the one "
+                               f"{data.root} was encoded with ({data.pretrained_tokenizer['from_pretrained']}, "
+                               f"identity {ours}); prepare the data with data.tokenizer.from_pretrained: {init_from}")
+        return
+    if len(tokenizer) != data.vocab_size:
+        raise MetaNMTError(f"--init-from {init_from}: vocabulary {len(tokenizer)} does not match the prepared "
+                           f"data's {data.vocab_size}")
+    sp = spm.SentencePieceProcessor(model_file=str(data.spm_path))
     ours = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
     theirs = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)[:len(ours)]
     if ours != theirs:
         digest = [hashlib.sha256("\n".join(p).encode()).hexdigest()[:12] for p in (theirs, ours)]
         raise MetaNMTError(f"--init-from {init_from}: its tokenizer (pieces {digest[0]}) is not the prepared "
-                           f"data's SentencePiece model {spm_path} (pieces {digest[1]}); prepare the data with "
-                           "the checkpoint's tokenizer or start from random weights")
+                           f"data's SentencePiece model {data.spm_path} (pieces {digest[1]}); prepare the data "
+                           "with the checkpoint's tokenizer or start from random weights")
 
 
 def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:

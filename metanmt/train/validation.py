@@ -46,7 +46,8 @@ def adapted_scores(model, tokenizer, data, cfg: TrainConfig, ft: FinetuneSection
                      seed=seed, early_stopping=early_stopping, max_steps=None if early_stopping else ft.valid_steps)
         n = min(len(dev), cfg.eval.valid_sentences)
         adapted.eval()
-        hyps = translate(adapted, tokenizer, dev.src_text[:n], num_beams=cfg.eval.valid_beam, progress=False)
+        hyps = translate(adapted, tokenizer, dev.src_text[:n], lang=lang, num_beams=cfg.eval.valid_beam,
+                         progress=False)
         per_lang[lang] = corpus_scores(hyps, dev.tgt_text[:n])
     n = max(len(per_lang), 1)
     scores: dict[str, float] = {lang: round(s.bleu, 3) for lang, s in per_lang.items()}

@@ -1,0 +1,142 @@
+"""One meta-step on a realistic pretrained-size model: plain training vs FOMAML vs MAML, full-parameter and LoRA.
+
+Model: a randomly initialised M2M-100 (``M2M100ForConditionalGeneration``) of d_model 512, 6+6 layers, 8 heads,
+FFN 2048, the M2M-100 vocabulary of 128,112 pieces with tied embeddings: 110M parameters (``--small``: d_model
+128, 2+2 layers, 4 heads, FFN 512, vocabulary 8,000, for a quick check on a busy machine). Meta-batch: 4 tasks,
+each a support and a query batch of ``--tokens`` target tokens (80 sentences x 25 tokens at 2,000), one inner
+step of the differentiable Adam (lr 1e-3), as metanmt meta-trains. The plain step trains all weights on the same
+8 batches with gradient accumulation (one batch's activations at a time, as the meta-step holds one task's).
+LoRA: rank 16, alpha 32 on q_proj and v_proj (the family default of metanmt.models.families); the inner loop
+adapts the adapters and the outer loop trains them (``meta.outer_params: adapters``).
+
+Each method runs in its own process, so its peak memory is its own: peak RSS on a CPU,
+``torch.cuda.max_memory_allocated`` on a GPU. Synthetic token ids: the cost of a step does not depend on them.
+
+    python benchmarks/meta_step_large.py                      # writes benchmarks/meta_step_large.json
+    python benchmarks/meta_step_large.py --small --steps 1    # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+METHODS = ("plain", "fomaml", "maml", "fomaml-lora", "maml-lora")
+SIZES = {
+    "full": {"d_model": 512, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 8,
+             "decoder_attention_heads": 8, "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048, "vocab_size": 128112},
+    "small": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
+              "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512, "vocab_size": 8000},
+}
+LENGTH, TASKS = 25, 4
+
+
+def build(size: str, device: str):
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = M2M100Config(**SIZES[size], max_position_embeddings=256, dropout=0.1, pad_token_id=1,
+                          eos_token_id=2, decoder_start_token_id=2)
+    return M2M100ForConditionalGeneration(config).to(device).train()
+
+
+def batches(size: str, tokens: int, device: str) -> list[dict[str, torch.Tensor]]:
+    """Support and query batches of every task: ``tokens`` target tokens each (sentences x LENGTH)."""
+    vocab = SIZES[size]["vocab_size"]
+    shape = (max(1, tokens // LENGTH), LENGTH)
+    out = []
+    for _ in range(2 * TASKS):
+        ids = torch.randint(3, vocab, shape)
+        out.append({"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
+                    "labels": torch.randint(3, vocab, shape).to(device)})
+    return out
+
+
+def plain_step(model, data):
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        for batch in data:
+            (model(**batch).loss / len(data)).backward()
+        optimizer.step()
+    return step
+
+
+def meta_step(model, data, method: str):
+    from metanmt.meta import Episode, MetaConfig, MetaLearner
+    from metanmt.models.lora import LORA_PATTERNS, LoraSettings, add_lora
+
+    lora = method.endswith("-lora")
+    if lora:
+        model = add_lora(model, LoraSettings(r=16, alpha=32, target_modules=["q_proj", "v_proj"]), None)
+    config = MetaConfig(algorithm=method.removesuffix("-lora"), inner_steps=1, inner_lr=1e-3,
+                        inner_optimizer="adam", fast_params=LORA_PATTERNS if lora else ("*",))
+    learner = MetaLearner(model, lambda forward, batch: forward(**batch).loss, config)
+    optimizer = torch.optim.Adam([p for p in learner.parameters() if p.requires_grad], lr=1e-4)
+    episodes = [Episode(support=data[2 * i], query=data[2 * i + 1]) for i in range(TASKS)]
+    return lambda: learner.meta_step(episodes, optimizer)
+
+
+def run_one(method: str, size: str, tokens: int, steps: int, warmup: int) -> dict:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, data = build(size, device), batches(size, tokens, device)
+    params = sum(p.numel() for p in model.parameters())
+    step = plain_step(model, data) if method == "plain" else meta_step(model, data, method)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"method": method, "ms_per_step": round(1000 * statistics.median(times), 1),
+            "peak_mb": round(peak / 2**20, 1), "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
+            "params": params, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "steps": steps, "threads": torch.get_num_threads(), "device": device}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="the small model and 500-token batches")
+    parser.add_argument("--tokens", type=int, help="target tokens per support/query batch (default 2000)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
+    parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size, tokens = ("small" if args.small else "full"), args.tokens or (500 if args.small else 2000)
+    if args.one:
+        print(json.dumps(run_one(args.one, size, tokens, args.steps, args.warmup)))
+        return
+    rows = []
+    for method in args.methods:
+        cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--tokens", str(tokens), *(["--small"] if args.small else [])]
+        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+        print(f"{method:12s} {rows[-1]['ms_per_step']:10.1f} ms/step  peak {rows[-1]['peak_mb']:8.0f} MB  "
+              f"trainable {rows[-1]['trainable']:,}", flush=True)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+               "torch": torch.__version__, "python": platform.python_version()}
+    record = {"size": size, "config": SIZES[size], "tasks": TASKS, "tokens_per_batch": tokens, "rows": rows,
+              "machine": machine, "command": " ".join(["python", *sys.argv])}
+    Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
