@@ -119,17 +119,21 @@ def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, 
     config = yaml.safe_load(tiny_config.read_text())
     config["train"].update(steps=1, eval_every=1)
     config["finetune"]["lr_grid"] = []
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config))
 
     def run():
-        path = tmp_path / "cfg.yaml"
-        path.write_text(yaml.safe_dump(config))
         run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], sizes=[500], splits=["test"],
                        max_eval_sentences=5, systems=["multinmt"], progress=False)
 
     run()
     evaluation = tmp_path / "run" / "eval" / "multinmt" / "fi" / "500_draw0_test.json"
     before = evaluation.read_bytes()
-    config["train"]["steps"] = 2  # the training run goes on; its old fine-tunes no longer describe it
+    run()  # nothing changed: everything is reused
+    assert evaluation.read_bytes() == before
+    best = tmp_path / "run" / "multinmt" / "best" / "metanmt.json"  # as if a longer run had found a new best
+    info = json.loads(best.read_text())
+    best.write_text(json.dumps({**info, "tokens": info["tokens"] + 1}))
     with pytest.raises(MetaNMTError, match="move the 'finetune' and 'eval' folders"):
         run()
     assert evaluation.read_bytes() == before
