@@ -40,6 +40,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     from metanmt.data import PreparedData
     from metanmt.eval.diagnostics import held_out_sample, source_gap
     from metanmt.meta import MetaConfig, MetaLearner
+    from metanmt.models.device import pick_device
     from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches
     from metanmt.train.finetune import seq2seq_loss
     from metanmt.train.validation import validate
@@ -48,7 +49,9 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
         raise MetaNMTError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     cfg, mc, tc = config, config.meta, config.train
     out = Path(output_dir)
-    accelerator = Accelerator(mixed_precision=tc.mixed_precision)  # accelerate picks the device (CUDA, MPS, CPU)
+    # accelerate picks the accelerator (CUDA, MPS, ...); on a CPU-only machine it must be told, or processes
+    # started by torchrun do not form a MULTI_CPU group and each believes it is the only one
+    accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=pick_device().type == "cpu")
     rank, world = accelerator.process_index, accelerator.num_processes
     if mc.meta_batch % world:
         raise MetaNMTError(f"meta.meta_batch={mc.meta_batch} must be divisible by the {world} processes")
