@@ -108,9 +108,11 @@ def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(config))
     run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], sizes=[0], splits=["test"],
-                   max_eval_sentences=5, systems=["multinmt"], progress=False)
+                   max_eval_sentences=5, systems=["multinmt"], progress=False, checkpoint="last")
     assert not (tmp_path / "run" / "data").exists()
     assert (tmp_path / "run" / "eval" / "multinmt" / "fi" / "0_draw0_test.json").is_file()
+    info = json.loads((tmp_path / "run" / "finetune" / "multinmt" / "fi" / "0" / "draw0" / "metanmt.json").read_text())
+    assert info["base_model"] == str((tmp_path / "run" / "multinmt" / "last").resolve())  # --checkpoint last
 
 
 def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, tmp_path):
