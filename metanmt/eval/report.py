@@ -522,8 +522,8 @@ def _finetune_lr_markdown(choices: dict[str, dict[str, Any]]) -> list[str]:
         return []
     out = []
     for system, c in sorted(choices.items(), key=lambda kv: _system_order(kv[0])):
-        tried = ", ".join(f"{lr} ({s['mean']:.2f})" for lr, s in c["scores"].items())
-        out.append(f"- {system_name(system)}: lr {c['lr']}; tried (mean validation BLEU after "
+        tried = ", ".join(f"{lr} ({s['chrf_mean']:.1f} / {s['mean']:.2f})" for lr, s in c["scores"].items())
+        out.append(f"- {system_name(system)}: lr {c['lr']}; tried (mean validation chrF / BLEU after "
                    f"{c['tokens']:,} tokens of {', '.join(c['langs'])}): {tried}")
     return ["Fine-tuning learning rate, chosen per system on the validation languages:", "", *out, ""]
 

@@ -57,7 +57,8 @@ def adapted_scores(model, tokenizer, data, cfg: TrainConfig, ft: FinetuneSection
 
 
 def choose_finetune_lr(model_dir: str | Path, data, cfg: TrainConfig, out_file: str | Path) -> float:
-    """The rate of ``finetune.lr_grid`` with the best mean validation BLEU (chrF breaks ties) after
+    """The rate of ``finetune.lr_grid`` with the best mean validation chrF (BLEU breaks ties; see
+    ``trainer.improves``) after
     fine-tuning, with early stopping as the test runs do, on ``finetune.tune_tokens`` tokens of each
     validation language. Without a grid: ``finetune.lr``. The choice and every score go to ``out_file``
     (reused when it holds the same grid and size)."""
@@ -78,9 +79,9 @@ def choose_finetune_lr(model_dir: str | Path, data, cfg: TrainConfig, out_file: 
     model.to(default_device())
     scores = {lr: adapted_scores(model, tokenizer, data, cfg, dataclasses.replace(ft, lr=lr), ft.tune_tokens,
                                  cfg.train.seed, early_stopping=True) for lr in ft.lr_grid}
-    best = max(ft.lr_grid, key=lambda lr: (scores[lr]["mean"], scores[lr]["chrf_mean"]))
+    best = max(ft.lr_grid, key=lambda lr: (scores[lr]["chrf_mean"], scores[lr]["mean"]))
     record = {**asked, "lr": best, "scores": {str(lr): s for lr, s in scores.items()}}
     write_text_atomic(out_file, json.dumps(record, indent=2) + "\n")
-    print(f"fine-tuning lr for {model_dir}: {best} (validation BLEU by lr: "
-          f"{ {lr: s['mean'] for lr, s in scores.items()} })", flush=True)
+    print(f"fine-tuning lr for {model_dir}: {best} (validation chrF by lr: "
+          f"{ {lr: s['chrf_mean'] for lr, s in scores.items()} })", flush=True)
     return best
