@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # MetaNMT vs MultiNMT on the offline Tatoeba/NTREX setup (recipes/configs/offline_tatoeba.yaml), sized for
-# 2 CPU cores (about an hour): 18 meta-training languages, validation ro/lv, test fi/tr/ko, fine-tuning on
-# 0/4K/16K English tokens x 3 draws, in-domain Tatoeba test + out-of-domain WMT/FLORES/Korean-news tests.
+# 2 CPU cores (training about an hour per system, side by side; evaluation about 30 minutes more with the
+# in-domain tests only): 18 meta-training languages, validation ro/lv, test fi/tr/ko/ca/uk/nb, fine-tuning on
+# 0/4K/16K English tokens x 3 draws at the rate each system chose on ro/lv, in-domain Tatoeba test +
+# out-of-domain WMT/FLORES/Korean-news tests. To train longer, raise train.steps in the config and re-run:
+# the runs continue where they ended (move OUT/finetune and OUT/eval away first, so the longer runs are
+# fine-tuned and evaluated anew).
 #
 #   recipes/offline_tatoeba.sh DATA_ROOT OUT_DIR        # DATA_ROOT: the shared/data folder
 #
