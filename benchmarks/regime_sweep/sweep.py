@@ -25,25 +25,33 @@ import yaml
 
 # name -> (system, overrides of the base config's model/meta/train sections)
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "multi_post_2k_lr7e-4": ("multinmt", {"meta": {"meta_batch": 2, "support_tokens": 500, "query_tokens": 500},
+    "multi_post_2k_lr7e-4": ("multinmt",
+                             {"meta": {"meta_batch": 2, "support_tokens": 500, "query_tokens": 500},
                                           "train": {"lr": 7e-4, "warmup_steps": 1000}}),
-    "multi_post_4k_lr7e-4": ("multinmt", {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
+    "multi_post_4k_lr7e-4": ("multinmt",
+                             {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
                                           "train": {"lr": 7e-4, "warmup_steps": 1000}}),
-    "multi_post_4k_lr1.5e-3": ("multinmt", {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
+    "multi_post_4k_lr1.5e-3": ("multinmt",
+                               {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
                                             "train": {"lr": 1.5e-3, "warmup_steps": 1000}}),
     "multi_post_4k_lr7e-4_drop0": ("multinmt", {"model": {"dropout": 0.0},
-                                                "meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
+                                                "meta": {"meta_batch": 2, "support_tokens": 1000,
+                                                         "query_tokens": 1000},
                                                 "train": {"lr": 7e-4, "warmup_steps": 1000}}),
     "multi_pre_4k_lr1.5e-3": ("multinmt", {"model": {"norm": "pre"},
-                                           "meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
+                                           "meta": {"meta_batch": 2, "support_tokens": 1000,
+                                                    "query_tokens": 1000},
                                            "train": {"lr": 1.5e-3, "warmup_steps": 1000}}),
     "multi_pre_2k_lr1e-3": ("multinmt", {"model": {"norm": "pre"},
-                                         "meta": {"meta_batch": 2, "support_tokens": 500, "query_tokens": 500},
+                                         "meta": {"meta_batch": 2, "support_tokens": 500,
+                                                  "query_tokens": 500},
                                          "train": {"lr": 1e-3, "warmup_steps": 1000}}),
-    "meta_post_4k_lr7e-4": ("metanmt", {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
+    "meta_post_4k_lr7e-4": ("metanmt",
+                            {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
                                         "train": {"lr": 7e-4, "warmup_steps": 1000}}),
     "meta_pre_4k_lr1.5e-3": ("metanmt", {"model": {"norm": "pre"},
-                                         "meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
+                                         "meta": {"meta_batch": 2, "support_tokens": 1000,
+                                                  "query_tokens": 1000},
                                          "train": {"lr": 1.5e-3, "warmup_steps": 1000}}),
 }
 
@@ -94,7 +102,8 @@ def summary_markdown(curves: dict[str, list[dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="base experiment YAML (its model/meta/train sections)")
+    parser.add_argument("--config", required=True,
+                        help="base experiment YAML (its model/meta/train sections)")
     parser.add_argument("--data", required=True, help="prepared data directory")
     parser.add_argument("--out", required=True, help="one folder per variant, summary.md/json")
     parser.add_argument("--limit-s", type=int, default=270, help="wall-clock seconds per variant")

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from metanmt.errors import MetaNMTError
-from metanmt.train.config import TrainConfig
+from metanmt.train.config import SYSTEMS, TrainConfig
 
-SYSTEMS = ("metanmt", "multinmt")
 # Settings a resumed run may change: the learning-rate schedule does not depend on the number of steps,
 # so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
 RESUME_FREE = ("eval", "train.steps", "finetune.lr_grid", "finetune.tune_tokens")
@@ -35,27 +34,28 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     ``callbacks`` are called with each step's log record, after that step's checkpoint (if any) is saved.
     """
     from accelerate import Accelerator
-    from tqdm.auto import tqdm
 
     from metanmt.data import PreparedData
     from metanmt.eval.diagnostics import held_out_sample, source_gap
-    from metanmt.meta import MetaConfig, MetaLearner
-    from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches
-    from metanmt.train.finetune import seq2seq_loss
+    from metanmt.meta import MetaLearner
+    from metanmt.progress import progress_bar
+    from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches, seq2seq_loss
     from metanmt.train.validation import validate
 
     if system not in SYSTEMS:
         raise MetaNMTError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
     cfg, mc, tc = config, config.meta, config.train
     out = Path(output_dir)
-    accelerator = Accelerator(mixed_precision=tc.mixed_precision)  # accelerate picks the device (CUDA, MPS, CPU)
+    # accelerate picks the device (CUDA, MPS, CPU)
+    accelerator = Accelerator(mixed_precision=tc.mixed_precision)
     rank, world = accelerator.process_index, accelerator.num_processes
     if mc.meta_batch % world:
         raise MetaNMTError(f"meta.meta_batch={mc.meta_batch} must be divisible by the {world} processes")
     data = PreparedData.load(data_dir)
     run_info = {"system": system, "algorithm": mc.algorithm if system == "metanmt" else None,
                 "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
-                "fingerprint": cfg.fingerprint(*RESUME_FREE), "data_fingerprint": data.manifest.get("cache_key")}
+                "fingerprint": cfg.fingerprint(*RESUME_FREE),
+                "data_fingerprint": data.manifest.get("cache_key")}
     _check_output_dir(out, run_info, accelerator.is_main_process)
 
     # ---- model, tokenizer, tasks
@@ -69,10 +69,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     budget = tc.steps * tokens_per_step  # target tokens, the same for both systems
 
     if system == "metanmt":
-        learner = MetaLearner(model, seq2seq_loss, MetaConfig(
-            algorithm=mc.algorithm, inner_steps=mc.inner_steps, inner_lr=mc.inner_lr,
-            inner_optimizer=mc.inner_optimizer, fast_params=mc.fast_patterns(), grad_clip=tc.grad_clip),
-            accelerator=accelerator)
+        learner = MetaLearner(model, seq2seq_loss, mc.core_config(tc.grad_clip), accelerator=accelerator)
         task_objs = {lang: TranslationTask(lang, pairs) for lang, pairs in tasks.items()}
         trainable = list(learner.parameters())
     else:
@@ -97,7 +94,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
             next(batches)
 
     # ---- the loop
-    bar = tqdm(total=budget, initial=state["tokens"], unit="tok", unit_scale=True, desc=system,
+    bar = progress_bar(total=budget, initial=state["tokens"], unit="tok", unit_scale=True, desc=system,
                disable=not (progress and accelerator.is_main_process))
     last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), state["tokens"]
     while state["tokens"] < budget:
@@ -143,7 +140,8 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
             with open(out / "train_log.jsonl", "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
         if state["step"] % tc.save_every == 0 or done:
-            _save_state(out / "last", model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator)
+            _save_state(out / "last", model, tokenizer, optimizer, scheduler, rng, state, run_info,
+                        accelerator)
         for callback in callbacks:
             callback(record)
     bar.close()
@@ -180,8 +178,8 @@ def _initial_model(cfg: TrainConfig, data):
         _check_same_pieces(tokenizer, data, cfg.model.init_from)
     elif data.pretrained_tokenizer:
         raise MetaNMTError(f"{data.root} was encoded with the tokenizer of "
-                           f"{data.pretrained_tokenizer['from_pretrained']}: set model.init_from (--init-from) "
-                           "to a model that uses it")
+                           f"{data.pretrained_tokenizer['from_pretrained']}: set model.init_from "
+                           "(--init-from) to a model that uses it")
     else:
         tokenizer = build_tokenizer(data.spm_path)
         model = build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm,
@@ -205,20 +203,22 @@ def _check_same_pieces(tokenizer, data, init_from: str) -> None:
         theirs, ours = tokenizer_identity(tokenizer), data.pretrained_tokenizer["identity"]
         if theirs != ours:
             raise MetaNMTError(f"--init-from {init_from}: its tokenizer (identity {theirs}) is not the one "
-                               f"{data.root} was encoded with ({data.pretrained_tokenizer['from_pretrained']}, "
-                               f"identity {ours}); prepare the data with data.tokenizer.from_pretrained: {init_from}")
+                               f"{data.root} was encoded with "
+                               f"({data.pretrained_tokenizer['from_pretrained']}, "
+                               f"identity {ours}); prepare the data with data.tokenizer.from_pretrained: "
+                               f"{init_from}")
         return
     if len(tokenizer) != data.vocab_size:
-        raise MetaNMTError(f"--init-from {init_from}: vocabulary {len(tokenizer)} does not match the prepared "
-                           f"data's {data.vocab_size}")
+        raise MetaNMTError(f"--init-from {init_from}: vocabulary {len(tokenizer)} does not match the "
+                           f"prepared data's {data.vocab_size}")
     sp = spm.SentencePieceProcessor(model_file=str(data.spm_path))
     ours = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
     theirs = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)[:len(ours)]
     if ours != theirs:
         digest = [hashlib.sha256("\n".join(p).encode()).hexdigest()[:12] for p in (theirs, ours)]
         raise MetaNMTError(f"--init-from {init_from}: its tokenizer (pieces {digest[0]}) is not the prepared "
-                           f"data's SentencePiece model {data.spm_path} (pieces {digest[1]}); prepare the data "
-                           "with the checkpoint's tokenizer or start from random weights")
+                           f"data's SentencePiece model {data.spm_path} (pieces {digest[1]}); prepare the "
+                           "data with the checkpoint's tokenizer or start from random weights")
 
 
 def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
@@ -241,7 +241,8 @@ def _save(model, tokenizer, path: Path, info: dict, extra_files: dict | None = N
     save_checkpoint(model, tokenizer, path, {k: v for k, v in info.items() if k != "config"}, extra_files)
 
 
-def _save_state(path: Path, model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator) -> None:
+def _save_state(path: Path, model, tokenizer, optimizer, scheduler, rng, state, run_info,
+                accelerator) -> None:
     """The resumable checkpoint: weights, optimizer, scheduler, step/token counters and every RNG."""
     from accelerate.utils import gather_object
 
