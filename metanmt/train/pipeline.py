@@ -31,9 +31,9 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     from metanmt.data import PreparedData
     from metanmt.data.prepare import prepare
     from metanmt.eval.report import write_report
-    from metanmt.train.config import TrainConfig
+    from metanmt.train.config import SYSTEMS, TrainConfig
     from metanmt.train.finetune import finetune_checkpoint
-    from metanmt.train.trainer import SYSTEMS, train
+    from metanmt.train.trainer import train
     from metanmt.train.validation import choose_finetune_lr
 
     systems = list(systems or SYSTEMS)
