@@ -89,7 +89,7 @@ class _Run:
 
         step_class = lookup(STEPS, system, "system")
         # accelerate picks the device (CUDA, MPS, CPU)
-        accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision)
+        accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=_cpu_only())
         if cfg.meta.meta_batch % accelerator.num_processes:
             raise MetaNMTError(f"meta.meta_batch={cfg.meta.meta_batch} must be divisible by the "
                                f"{accelerator.num_processes} processes")
@@ -154,6 +154,12 @@ class _Run:
         system = self.system
         _save_state(self.out / "last", self.model, self.tokenizer, system.optimizer, system.scheduler,
                     self.rng, self.state, self.run_info, self.accelerator)
+
+
+def _cpu_only() -> bool:
+    """No GPU: accelerate (>= 1.x) runs several processes (torchrun) as one distributed CPU job only when
+    told ``cpu=True``; without it each process would train alone."""
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
 def _run_info(cfg: TrainConfig, data, data_dir: str | Path, system: str) -> dict[str, Any]:
