@@ -400,80 +400,109 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
            tokenizer: Any = None) -> dict[str, Any]:
     """Write everything under ``out`` (a fresh folder) and return the manifest (without source info);
     ``tokenizer``: a pretrained one to encode with instead of training SentencePiece."""
-    pools: dict[str, tuple[_Split, list[str], dict[str, dict[str, int]]]] = {}
-    tests: dict[str, list[int]] = {}
-    evals: dict[str, dict[str, _Split]] = {}
-    eval_stats: dict[str, dict[str, dict[str, int]]] = {}
-    for lang in report.bar(list(resolved), "reading and cleaning"):
-        sources = resolved[lang]
-        pools[lang] = _read_pool(sources, cfg.clean)
-        for label in sources.missing:
-            report.say(f"warning: corpus {label!r} has no {lang}-en data; using "
-                       f"{[l for l, _ in sources.pool]}")
-        tests[lang] = _choose_test(sources.plan, pools[lang][0], pools[lang][1], cfg.seed)
-        evals[lang], eval_stats[lang] = {}, {}
-        for name, corpus in sources.evals.items():
-            src, tgt, stats = clean_pairs(corpus.read(lang), None)
-            evals[lang][name] = _Split(src, tgt, {name: len(src)})
-            eval_stats[lang][name] = stats
-
-    test_en: set[str] = set()
-    for lang, (pool, _, _) in pools.items():
-        test_en.update(leak_key(pool.tgt[i]) for i in tests[lang])
-        for split in evals[lang].values():
-            test_en.update(map(leak_key, split.tgt))
-
-    splits: dict[str, dict[str, _Split]] = {}
-    leaked: dict[str, int] = {}
-    for lang, (pool, labels, _) in pools.items():
-        test_src = {leak_key(pool.src[i]) for i in tests[lang]}
-        for split in evals[lang].values():
-            test_src.update(map(leak_key, split.src))
-        splits[lang], leaked[lang] = _split_language(cfg.plans[lang], pool, labels, tests[lang], cfg.seed,
-                                                     test_en, test_src)
-        splits[lang].update(evals[lang])
-        if cfg.plans[lang].group == "train" and not splits[lang]["train"].src:
-            raise MetaNMTError(f"no training data left for {lang!r} after cleaning, holding out dev/test and "
-                               f"removing leaking pairs (cleaning: {pools[lang][2]})")
-
+    read = _read_and_clean(cfg, resolved, report)
+    splits, leaked = _split_without_leaks(cfg, read)
     # fine-tuning subsets before the slow SentencePiece training, so a size error comes early
     finetune_langs = [lang for lang in splits if cfg.plans[lang].group in ("valid", "test")]
     subsets = {lang: finetune_subsets(lang, splits[lang]["train"].tgt, cfg.finetune.tokens,
                                       cfg.finetune.draws, cfg.seed)
                for lang in report.bar(finetune_langs, "fine-tuning subsets")}
-
     if tokenizer is None:
         encode_split, vocabulary = _spm_encoder(cfg, splits, out, report)
     else:
         encode_split, vocabulary = _pretrained_encoder(tokenizer, cfg.tokenizer.from_pretrained, out)
-
     tasks: dict[str, Any] = {}
     for lang in report.bar(list(splits), "encoding"):
-        folder = out / "tasks" / lang
-        folder.mkdir(parents=True)
-        task_splits = {}
-        for name, split in splits[lang].items():
-            src_ids, src_offsets, tgt_ids, tgt_offsets = encode_split(lang, split)
-            np.savez(folder / f"{name}.npz", src_ids=src_ids, src_offsets=src_offsets, tgt_ids=tgt_ids,
-                     tgt_offsets=tgt_offsets)
-            _write_lines(folder / f"{name}.{lang}", split.src)
-            _write_lines(folder / f"{name}.{TARGET}", split.tgt)
-            task_splits[name] = {"pairs": len(split.src), "src_tokens": int(src_offsets[-1]),
-                                 "tgt_tokens": int(tgt_offsets[-1]), "origins": split.origins,
-                                 "files": [f"tasks/{lang}/{name}.npz", f"tasks/{lang}/{name}.{lang}",
-                                           f"tasks/{lang}/{name}.{TARGET}"]}
-        plan = cfg.plans[lang]
-        tasks[lang] = {
-            "group": plan.group, "name": f"{lang}-{TARGET}",
-            "corpora": [label for label, _ in resolved[lang].pool],
-            "missing_corpora": resolved[lang].missing, "splits": task_splits,
-            "eval_splits": (["test"] if "test" in task_splits else []) + list(evals[lang]),
-            "cleaning": pools[lang][2], "eval_cleaning": eval_stats[lang], "leak_removed": leaked[lang],
-        }
-
+        task_splits = _write_splits(out / "tasks" / lang, lang, splits[lang], encode_split)
+        tasks[lang] = _task_entry(cfg.plans[lang], resolved[lang], read, lang, task_splits, leaked[lang])
     for lang, (arrays, _) in subsets.items():
         np.savez(out / "tasks" / lang / "finetune.npz", **arrays)
+    return _manifest(cfg, tasks, vocabulary, subsets)
 
+
+@dataclass
+class _Read:
+    """Every language's cleaned pool (pairs, corpus labels, statistics), its test picks and eval sets."""
+
+    pools: dict[str, tuple[_Split, list[str], dict[str, dict[str, int]]]] = field(default_factory=dict)
+    tests: dict[str, list[int]] = field(default_factory=dict)
+    evals: dict[str, dict[str, _Split]] = field(default_factory=dict)
+    eval_stats: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+
+def _read_and_clean(cfg: DataConfig, resolved: dict[str, _Sources], report: _Reporter) -> _Read:
+    """Phase 1: read and clean every corpus, pick each language's test pairs."""
+    read = _Read()
+    for lang in report.bar(list(resolved), "reading and cleaning"):
+        sources = resolved[lang]
+        read.pools[lang] = _read_pool(sources, cfg.clean)
+        for label in sources.missing:
+            report.say(f"warning: corpus {label!r} has no {lang}-en data; using "
+                       f"{[l for l, _ in sources.pool]}")
+        read.tests[lang] = _choose_test(sources.plan, read.pools[lang][0], read.pools[lang][1], cfg.seed)
+        read.evals[lang], read.eval_stats[lang] = {}, {}
+        for name, corpus in sources.evals.items():
+            src, tgt, stats = clean_pairs(corpus.read(lang), None)
+            read.evals[lang][name] = _Split(src, tgt, {name: len(src)})
+            read.eval_stats[lang][name] = stats
+    return read
+
+
+def _split_without_leaks(cfg: DataConfig, read: _Read) -> tuple[dict[str, dict[str, _Split]], dict[str, int]]:
+    """Phase 2: every language's splits, and how many train/dev pairs were dropped because their English
+    (of any language's test sets) or their source (of their own test sets) is in a test set."""
+    test_en: set[str] = set()
+    for lang, (pool, _, _) in read.pools.items():
+        test_en.update(leak_key(pool.tgt[i]) for i in read.tests[lang])
+        for split in read.evals[lang].values():
+            test_en.update(map(leak_key, split.tgt))
+    splits: dict[str, dict[str, _Split]] = {}
+    leaked: dict[str, int] = {}
+    for lang, (pool, labels, stats) in read.pools.items():
+        test_src = {leak_key(pool.src[i]) for i in read.tests[lang]}
+        for split in read.evals[lang].values():
+            test_src.update(map(leak_key, split.src))
+        splits[lang], leaked[lang] = _split_language(cfg.plans[lang], pool, labels, read.tests[lang],
+                                                     cfg.seed, test_en, test_src)
+        splits[lang].update(read.evals[lang])
+        if cfg.plans[lang].group == "train" and not splits[lang]["train"].src:
+            raise MetaNMTError(f"no training data left for {lang!r} after cleaning, holding out dev/test and "
+                               f"removing leaking pairs (cleaning: {stats})")
+    return splits, leaked
+
+
+def _write_splits(folder: Path, lang: str, splits: dict[str, _Split], encode_split) -> dict[str, Any]:
+    """Phase 3: encode and write one language's splits (ids as .npz, text as lines); their manifest
+    entries."""
+    folder.mkdir(parents=True)
+    written = {}
+    for name, split in splits.items():
+        src_ids, src_offsets, tgt_ids, tgt_offsets = encode_split(lang, split)
+        np.savez(folder / f"{name}.npz", src_ids=src_ids, src_offsets=src_offsets, tgt_ids=tgt_ids,
+                 tgt_offsets=tgt_offsets)
+        _write_lines(folder / f"{name}.{lang}", split.src)
+        _write_lines(folder / f"{name}.{TARGET}", split.tgt)
+        written[name] = {"pairs": len(split.src), "src_tokens": int(src_offsets[-1]),
+                         "tgt_tokens": int(tgt_offsets[-1]), "origins": split.origins,
+                         "files": [f"tasks/{lang}/{name}.npz", f"tasks/{lang}/{name}.{lang}",
+                                   f"tasks/{lang}/{name}.{TARGET}"]}
+    return written
+
+
+def _task_entry(plan: LanguagePlan, sources: _Sources, read: _Read, lang: str, task_splits: dict[str, Any],
+                leaked: int) -> dict[str, Any]:
+    """A language's manifest entry: its group, corpora, splits and what cleaning and leak removal did."""
+    return {
+        "group": plan.group, "name": f"{lang}-{TARGET}",
+        "corpora": [label for label, _ in sources.pool],
+        "missing_corpora": sources.missing, "splits": task_splits,
+        "eval_splits": (["test"] if "test" in task_splits else []) + list(read.evals[lang]),
+        "cleaning": read.pools[lang][2], "eval_cleaning": read.eval_stats[lang], "leak_removed": leaked,
+    }
+
+
+def _manifest(cfg: DataConfig, tasks: dict[str, Any], vocabulary: dict[str, Any],
+              subsets: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "seed": cfg.seed,
