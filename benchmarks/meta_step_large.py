@@ -130,8 +130,7 @@ def main() -> None:
     rows = []
     for method in args.methods:
         cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup",
-               str(args.warmup),
-               "--tokens", str(tokens), *(["--small"] if args.small else [])]
+               str(args.warmup), "--tokens", str(tokens), *(["--small"] if args.small else [])]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                               text=True).stdout.splitlines()[-1]))
         print(f"{method:12s} {rows[-1]['ms_per_step']:10.1f} ms/step  peak {rows[-1]['peak_mb']:8.0f} MB  "

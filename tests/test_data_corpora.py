@@ -168,8 +168,7 @@ def test_hf_load_dataset_on_local_json(tmp_path):
     flat = tmp_path / "hf" / "flores.jsonl"
     flat.write_text(json.dumps({"sentence_ron_Latn": "Da.", "sentence_eng_Latn": "Yes."}) + "\n")
     flores = make_corpus("hf", {"path": "json", "data_files": "hf/flores.jsonl",
-                                "src_field": "sentence_{flores}",
-                                "tgt_field": "sentence_eng_Latn"}, tmp_path)
+                                "src_field": "sentence_{flores}", "tgt_field": "sentence_eng_Latn"}, tmp_path)
     assert flores.read("ro").src == ["Da."]
     missing = make_corpus("hf", {"path": "json", "data_files": "hf/flores.jsonl"}, tmp_path)
     with pytest.raises(MetaNMTError, match="row 0: field 'translation.ro' not found"):
@@ -217,8 +216,7 @@ def test_registry_matches_the_real_files():
 @pytest.mark.parametrize(("kind", "lang", "pairs"), [
     ("tatoeba_challenge", "ro", 5508), ("tatoeba_challenge", "lv", 1631), ("tatoeba_laser", "sk", 1000),
     ("ntrex128", "ko", 1997), ("flores200", "tr", 1012), ("wmt_newstest", "ro", 1999),
-    ("wmt_newstest", "fi", 3002),
-    ("korean_news", "ko", 2000),
+    ("wmt_newstest", "fi", 3002), ("korean_news", "ko", 2000),
 ])
 def test_real_corpora_line_counts(kind, lang, pairs):
     text = make_corpus(kind, {}, data_root()).read(lang)

@@ -73,8 +73,7 @@ def make_config(**changes: object) -> dict:
     held_out = {"corpora": [tatoeba, main_corpus], "test_pairs": 30, "test_from": "tatoeba", "dev_pairs": 10,
                 "eval_sets": {"test_ood": {"corpus": "tsv", "path": "{lang}/ood.tsv"}}}
     data = {
-        "seed": 3,
-        "tasks": {"train": {"languages": list(TRAIN), "corpora": [main_corpus], "dev_pairs": 8,
+        "seed": 3, "tasks": {"train": {"languages": list(TRAIN), "corpora": [main_corpus], "dev_pairs": 8,
                             "max_pairs": 70},
                   "valid": {"languages": ["ro"], **held_out},
                   "test": {"languages": ["fi"], **held_out}},

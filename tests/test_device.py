@@ -25,8 +25,7 @@ def present(monkeypatch):
 
 
 @pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (True, False, "cuda"),
-                                               (False, True, "mps"),
-                                               (False, False, "cpu")])
+                                               (False, True, "mps"), (False, False, "cpu")])
 def test_unset_takes_cuda_then_mps_then_cpu(present, cuda, mps, expected):
     present(cuda=cuda, mps=mps)
     assert pick_device() == pick_device(None) == pick_device("") == torch.device(expected)

@@ -47,9 +47,9 @@ def test_collated_batch_gives_a_marian_loss():
 
     torch.manual_seed(0)
     config = MarianConfig(vocab_size=60, d_model=16, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2,
-                          decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, pad_token_id=0,
-                          eos_token_id=1, decoder_start_token_id=0, max_position_embeddings=64)
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                          decoder_ffn_dim=32, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                          max_position_embeddings=64)
     model = MarianMTModel(config).eval()
     pairs = make_pairs(6)
     batch = collate(pairs, range(6))
@@ -140,9 +140,8 @@ def test_task_sampler_temperature():
     proportional = TaskSampler(sizes, 1.0).probabilities
     assert proportional == pytest.approx({k: v / 12600 for k, v in sizes.items()})
     root = {k: v ** 0.5 for k, v in sizes.items()}
-    assert TaskSampler(sizes,
-                       2.0).probabilities == pytest.approx({k: v / sum(root.values()) for k,
-                                                            v in root.items()})
+    expected = {k: v / sum(root.values()) for k, v in root.items()}
+    assert TaskSampler(sizes, 2.0).probabilities == pytest.approx(expected)
     assert TaskSampler(sizes, 1e9).probabilities == pytest.approx({k: 1 / 3 for k in sizes})
     sampler = TaskSampler(sizes, 2.0)
     draws = sampler.sample(np.random.default_rng(0), 30000)

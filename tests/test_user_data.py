@@ -360,8 +360,7 @@ def test_prepared_form_is_unchanged(files, tmp_path, monkeypatch, capsys):
     assert (model, lang, tokens, draw, out, cfg.params, cfg.lr) == ("M", "fi", 4000, 0, "O", "all", 3e-4)
     assert kwargs == {"data_dir": None, "seed": 1, "device": None, "mixed_precision": "no"}
     assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "4000", "--output-dir", "O", "--lr",
-                 "1e-4",
-                 "--max-steps", "7", "--device", "cpu", "--mixed-precision", "bf16"]) == 0
+                 "1e-4", "--max-steps", "7", "--device", "cpu", "--mixed-precision", "bf16"]) == 0
     (*_, cfg), kwargs = calls[1]
     assert (cfg.lr, cfg.max_steps, kwargs["device"], kwargs["mixed_precision"]) == (1e-4, 7, "cpu", "bf16")
     assert main(["finetune", "--model", "M", "--lang", "fi", "--output-dir", "O"]) == 2
@@ -520,8 +519,7 @@ def test_mixed_precision_comes_from_the_flag_or_the_config(files, tmp_path):
     (tmp_path / "bf16.yaml").write_text(yaml.safe_dump({**FAST, "train": {"mixed_precision": "bf16"}}))
     args = ("--train-tsv", str(files["tsv"]), "--max-steps", "2", "--device", "cpu")
     assert main(["finetune", "--model", str(files["base"]), "--lang", "ast", "--output-dir",
-                 str(tmp_path / "c"),
-                 "--config", str(tmp_path / "bf16.yaml"), *args]) == 0
+                 str(tmp_path / "c"), "--config", str(tmp_path / "bf16.yaml"), *args]) == 0
     assert finetune(files, tmp_path / "f", *args, "--mixed-precision", "bf16") == 0
     assert finetune(files, tmp_path / "n", *args) == 0
     for name, precision in (("c", "bf16"), ("f", "bf16"), ("n", "no")):
@@ -542,8 +540,7 @@ def test_finetune_evaluate_translate_on_a_device(files, device, tmp_path, monkey
                     str(files["dev_tgt"]), "--device", device, "--mixed-precision", precision) == 0
     assert info_of(tmp_path / "m")["finetune"]["device"].startswith(device)
     assert evaluate(tmp_path / "m", tmp_path / "r.json", "--src", str(files["src"]), "--ref",
-                    str(files["tgt"]),
-                    "--device", device) == 0
+                    str(files["tgt"]), "--device", device) == 0
     hyps = (tmp_path / "r.hyp.txt").read_text().splitlines()
     assert len(translate_cli(tmp_path / "m", AST, monkeypatch, capsys, "--device", device)) == len(AST)
     assert sum(h == e for h, e in zip(hyps, EN)) >= 12, hyps  # trained on the device, it learnt its data

@@ -289,9 +289,9 @@ class WmtNewstest(AlignedFilesCorpus):
 
     kind = "wmt_newstest"
     licence = "WMT test sets, research use (no explicit licence)"
-    defaults: ClassVar[dict[str, Any]] = {"root": "wmt_newstest", "year": {"ro": 2016, "lv": 2017, "fi": 2017,
-                                                                           "tr": 2017, "et": 2018,
-                                                 "lt": 2019}, "prefix": "newstest"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "root": "wmt_newstest", "prefix": "newstest",
+        "year": {"ro": 2016, "lv": 2017, "fi": 2017, "tr": 2017, "et": 2018, "lt": 2019}}
 
     def paths(self, lang: str) -> tuple[Path, Path] | None:
         year = self.options["year"]
@@ -361,9 +361,9 @@ class HFCorpus(Corpus):
     kind = "hf"
     licence = "see the dataset card"
     required: ClassVar[tuple[str, ...]] = ("path",)
-    defaults: ClassVar[dict[str, Any]] = {"name": None, "split": "train", "data_files": None,
-                                          "revision": None,
-                "src_field": "translation.{lang}", "tgt_field": f"translation.{TARGET}"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "name": None, "split": "train", "data_files": None, "revision": None,
+        "src_field": "translation.{lang}", "tgt_field": f"translation.{TARGET}"}
 
     def _opt(self, key: str, lang: str) -> Any:
         value = self.options[key]

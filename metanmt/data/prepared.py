@@ -193,8 +193,7 @@ class PreparedData:
             src_text = _read_text(folder / f"{split}.{lang}")
             tgt_text = _read_text(folder / f"{split}.en")
             pairs = EncodedPairs(arrays["src_ids"], arrays["src_offsets"], arrays["tgt_ids"],
-                                 arrays["tgt_offsets"],
-                                 src_text, tgt_text, name=f"{lang}-en/{split}")
+                                 arrays["tgt_offsets"], src_text, tgt_text, name=f"{lang}-en/{split}")
             if len(pairs) != task["splits"][split]["pairs"]:
                 raise MetaNMTError(f"prepared data is damaged: {folder / split}.* hold {len(pairs)} pairs, "
                                    f"the manifest says {task['splits'][split]['pairs']}")

@@ -48,8 +48,7 @@ class PairSource:
         """One form only, and aligned files come in twos."""
         r = self.role
         forms = [name for name, used in ((f"--{r}-src/--{r}-tgt", self.src or self.tgt),
-                                         (f"--{r}-tsv", self.tsv),
-                                         (f"--{r}-hf", self.hf)) if used]
+                                         (f"--{r}-tsv", self.tsv), (f"--{r}-hf", self.hf)) if used]
         if len(forms) > 1:
             raise MetaNMTError(f"give the {r} data one way, not as {' and '.join(forms)}")
         if bool(self.src) != bool(self.tgt):

@@ -112,8 +112,7 @@ def evaluate_model(
               "data_dir": os.path.abspath(data_dir)}
     decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)],
-                                output_json,
-                                record, decoding, progress, start, comet)
+                                output_json, record, decoding, progress, start, comet)
 
 
 def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,

@@ -43,8 +43,7 @@ class FewShotConfig:
     shots: int = _option(1, "support images per class (K)")
     protocol: str | None = _option(None, "omniglot: maml (Vinyals split, 1200 training characters, "
                                    "rotations, the default) or lake (background/evaluation); "
-                                   "miniimagenet: ravi",
-                                   choices=("maml", "lake", "ravi"))
+                                   "miniimagenet: ravi", choices=("maml", "lake", "ravi"))
     # ProtoNets train with more ways than they are tested on
     train_ways: int | None = _option(None, f"classes per training episode; {_PUBLISHED}")
     # Reptile trains with more shots than it is tested on

@@ -179,8 +179,8 @@ class TaskSampler:
 
 
 def multilingual_batches(tasks: Mapping[str, EncodedPairs], temperature: float, max_tokens: int,
-                         rng: np.random.Generator,
-                         pad_id: int = 0) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
+                         rng: np.random.Generator, pad_id: int = 0
+                         ) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
     """Endless ``(language, batch)``: a language drawn by :class:`TaskSampler`, then its next batch.
 
     Each language walks through shuffled passes of :func:`batches_by_tokens`, so all its data is seen

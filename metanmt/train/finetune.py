@@ -233,12 +233,11 @@ def _user_info(model_dir: str | Path, info: dict[str, Any], request: UserDataReq
               "max_tokens": request.max_tokens, "seed": request.seed}
     base = str(Path(model_dir).resolve())
     run = {"base_model": base, "lang": request.lang, "data": record, "finetune_config": asdict(cfg)}
-    kept = {k: v for k,
-            v in info.items() if k not in ("step", "tokens", "draw", "data_dir", "command", "run_key")}
+    dropped = ("step", "tokens", "draw", "data_dir", "command", "run_key")
+    kept = {k: v for k, v in info.items() if k not in dropped}
     # the report groups a model by system (the base's), size and draw: the seed that drew the subset
     return {**kept, **run, "tokens": request.max_tokens or data.en_tokens, "draw": request.seed,
-            "params": cfg.params,
-            "command": command,
+            "params": cfg.params, "command": command,
             "run_key": hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()}
 
 
