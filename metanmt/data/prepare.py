@@ -528,6 +528,27 @@ def _pretrained_tokenizer(cfg: DataConfig) -> Any:
     return None if source is None else load_tokenizer(source)
 
 
+def _up_to_date(out: Path, cache_key: str, config_hash: str, overwrite: bool, report: _Reporter) -> bool:
+    """Whether ``out`` already holds this build; an error if it holds something a build must not replace."""
+    existing = read_manifest(out) if out.is_dir() else None
+    if existing is not None and existing.get("cache_key") == cache_key:
+        report.say(f"{out} is up to date (same config and source files): reusing it")
+        return True
+    if out.exists() and not overwrite:
+        if not out.is_dir():
+            raise MetaNMTError(f"{out} exists and is not a directory")
+        if existing is None and any(out.iterdir()):
+            raise MetaNMTError(f"{out} is not empty and holds no prepared data; choose another --output-dir "
+                               "or pass --overwrite")
+        if existing is not None and existing.get("config_hash") != config_hash:
+            raise MetaNMTError(f"{out} holds data prepared from a different config (data section "
+                               f"{str(existing.get('config_hash'))[:12]} vs {config_hash[:12]}); pass "
+                               "--overwrite to replace it, or choose another --output-dir")
+        if existing is not None:
+            report.say(f"source files changed since {out} was prepared: rebuilding it")
+    return False
+
+
 def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None, output_dir: str | Path,
             overwrite: bool = False, progress: bool = True,
             on_summary: Callable[[str], None] | None = None) -> Path:
@@ -552,22 +573,8 @@ def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None
     identity = {} if tokenizer is None else {"tokenizer": families.tokenizer_identity(tokenizer)}
     cache_key = _digest({"format_version": FORMAT_VERSION, "data": cfg.section, "sources": keyed, **identity})
 
-    existing = read_manifest(out) if out.is_dir() else None
-    if existing is not None and existing.get("cache_key") == cache_key:
-        report.say(f"{out} is up to date (same config and source files): reusing it")
+    if _up_to_date(out, cache_key, config_hash, overwrite, report):
         return out
-    if out.exists() and not overwrite:
-        if not out.is_dir():
-            raise MetaNMTError(f"{out} exists and is not a directory")
-        if existing is None and any(out.iterdir()):
-            raise MetaNMTError(f"{out} is not empty and holds no prepared data; choose another --output-dir "
-                               "or pass --overwrite")
-        if existing is not None and existing.get("config_hash") != config_hash:
-            raise MetaNMTError(f"{out} holds data prepared from a different config (data section "
-                               f"{str(existing.get('config_hash'))[:12]} vs {config_hash[:12]}); pass "
-                               "--overwrite to replace it, or choose another --output-dir")
-        if existing is not None:
-            report.say(f"source files changed since {out} was prepared: rebuilding it")
 
     with atomic_dir(out) as tmp:
         manifest = _build(cfg, resolved, tmp, report, tokenizer)
