@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--max-eval-sentences", type=int, help="decode only the first N test sentences")
     parser.add_argument("--splits", nargs="+", help="evaluate only these splits, e.g. test (None: every "
                                                       "evaluation split of each language)")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                        help="which checkpoint of each training run is fine-tuned and evaluated: the best "
+                             "validation chrF (default) or the final one")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -36,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
     run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data,
                    langs=args.langs, sizes=args.sizes, draws=args.draws, systems=args.systems,
-                   splits=args.splits,
-                   max_eval_sentences=args.max_eval_sentences, progress=not args.no_progress)
+                   splits=args.splits, max_eval_sentences=args.max_eval_sentences, checkpoint=args.checkpoint,
+                   progress=not args.no_progress)
     return 0

@@ -19,12 +19,14 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                    langs: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
                    draws: int | None = None, splits: Sequence[str] | None = None,
                    max_eval_sentences: int | None = None, systems: Sequence[str] | None = None,
-                   progress: bool = True, data_dir: str | Path | None = None) -> dict:
+                   progress: bool = True, data_dir: str | Path | None = None,
+                   checkpoint: str = "best") -> dict:
     """Run (or continue) the experiment in ``output_dir``; return the report.
 
     ``systems`` restricts training/fine-tuning to some systems, so two processes can share the work
     (e.g. one per system); the report covers every evaluation found. ``data_dir`` names data prepared
     earlier (used as it is); without it the config's data section is prepared into ``output_dir/data``.
+    ``checkpoint`` (``best`` or ``last``) is the checkpoint of each training run that is fine-tuned.
     The out-of-domain test sets are decoded for ``eval.ood_draws`` draws and at most
     ``eval.ood_max_sentences`` sentences (CPU budget).
     """
@@ -58,6 +60,8 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     for i, system in enumerate(systems):
         _step(f"{2 + i}/5 train {system}")
         best[system] = train(config, data_dir, out / system, system=system, progress=progress)  # resumes
+        if checkpoint == "last":
+            best[system] = out / system / "last"
 
     _step("4/5 fine-tune and evaluate")
     for system in systems:  # what each system learned on its own training languages
