@@ -60,11 +60,13 @@ def matmul_peak(seconds: float = 1.0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--data", required=True, help="prepared data directory")
     parser.add_argument("--runs", help="experiment directory with metanmt/ and multinmt/ train logs")
-    parser.add_argument("--threads", type=int, default=1, help="threads of the peak measurement (as in training)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of the peak measurement (as in training)")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)

@@ -71,7 +71,8 @@ def marian_workload():
         return forward(**b).loss
 
     episodes = [Episode(support=batch(), query=batch()) for _ in range(meta_batch)]
-    joint = {k: torch.cat([b[k] for e in episodes for b in (e.support, e.query)]) for k in episodes[0].support}
+    joint = {k: torch.cat([b[k] for e in episodes for b in (e.support,
+                                                            e.query)]) for k in episodes[0].support}
     config = {"inner_steps": 1, "inner_lr": 1e-3, "inner_optimizer": "adam"}
     return model, loss_fn, episodes, joint, config, int(joint["labels"].numel())
 
@@ -112,7 +113,8 @@ def run_one(workload: str, method: str, steps: int, warmup: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the fastest is kept")

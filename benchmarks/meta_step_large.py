@@ -1,13 +1,13 @@
-"""One meta-step on a realistic pretrained-size model: plain training vs FOMAML vs MAML, full-parameter and LoRA.
+"""One meta-step on a pretrained-size model: plain training vs FOMAML vs MAML, full-parameter and LoRA.
 
-Model: a randomly initialised M2M-100 (``M2M100ForConditionalGeneration``) of d_model 512, 6+6 layers, 8 heads,
-FFN 2048, the M2M-100 vocabulary of 128,112 pieces with tied embeddings: 110M parameters (``--small``: d_model
-128, 2+2 layers, 4 heads, FFN 512, vocabulary 8,000, for a quick check on a busy machine). Meta-batch: 4 tasks,
-each a support and a query batch of ``--tokens`` target tokens (80 sentences x 25 tokens at 2,000), one inner
-step of the differentiable Adam (lr 1e-3), as metanmt meta-trains. The plain step trains all weights on the same
-8 batches with gradient accumulation (one batch's activations at a time, as the meta-step holds one task's).
-LoRA: rank 16, alpha 32 on q_proj and v_proj (the family default of metanmt.models.families); the inner loop
-adapts the adapters and the outer loop trains them (``meta.outer_params: adapters``).
+Model: a randomly initialised M2M-100 (``M2M100ForConditionalGeneration``) of d_model 512, 6+6 layers, 8
+heads, FFN 2048, the M2M-100 vocabulary of 128,112 pieces with tied embeddings: 110M parameters (``--small``:
+d_model 128, 2+2 layers, 4 heads, FFN 512, vocabulary 8,000, for a quick check on a busy machine). Meta-batch:
+4 tasks, each a support and a query batch of ``--tokens`` target tokens (80 sentences x 25 tokens at 2,000),
+one inner step of the differentiable Adam (lr 1e-3), as metanmt meta-trains. The plain step trains all weights
+on the same 8 batches with gradient accumulation (one batch's activations at a time, as the meta-step holds
+one task's). LoRA: rank 16, alpha 32 on q_proj and v_proj (the family default of metanmt.models.families); the
+inner loop adapts the adapters and the outer loop trains them (``meta.outer_params: adapters``).
 
 Each method runs in its own process, so its peak memory is its own: peak RSS on a CPU,
 ``torch.cuda.max_memory_allocated`` on a GPU. Synthetic token ids: the cost of a step does not depend on them.
@@ -34,9 +34,11 @@ import torch
 METHODS = ("plain", "fomaml", "maml", "fomaml-lora", "maml-lora")
 SIZES = {
     "full": {"d_model": 512, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 8,
-             "decoder_attention_heads": 8, "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048, "vocab_size": 128112},
+             "decoder_attention_heads": 8, "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048,
+             "vocab_size": 128112},
     "small": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
-              "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512, "vocab_size": 8000},
+              "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512,
+              "vocab_size": 8000},
 }
 LENGTH, TASKS = 25, 4
 
@@ -104,13 +106,15 @@ def run_one(method: str, size: str, tokens: int, steps: int, warmup: int) -> dic
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"method": method, "ms_per_step": round(1000 * statistics.median(times), 1),
-            "peak_mb": round(peak / 2**20, 1), "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
+            "peak_mb": round(peak / 2**20, 1),
+            "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
             "params": params, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "steps": steps, "threads": torch.get_num_threads(), "device": device}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="the small model and 500-token batches")
     parser.add_argument("--tokens", type=int, help="target tokens per support/query batch (default 2000)")
     parser.add_argument("--steps", type=int, default=3)
@@ -125,9 +129,10 @@ def main() -> None:
         return
     rows = []
     for method in args.methods:
-        cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--tokens", str(tokens), *(["--small"] if args.small else [])]
-        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+        cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup",
+               str(args.warmup), "--tokens", str(tokens), *(["--small"] if args.small else [])]
+        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                              text=True).stdout.splitlines()[-1]))
         print(f"{method:12s} {rows[-1]['ms_per_step']:10.1f} ms/step  peak {rows[-1]['peak_mb']:8.0f} MB  "
               f"trainable {rows[-1]['trainable']:,}", flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -43,7 +43,8 @@ def fetch(source: str, downloads: Path) -> Path:
 def _copy(stream: IO[bytes], target: Path, gunzip: bool, max_lines: int | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    with (gzip.open(stream) if gunzip else contextlib.nullcontext(stream)) as source, partial.open("wb") as handle:
+    with (gzip.open(stream) if gunzip else contextlib.nullcontext(stream)) as source, \
+            partial.open("wb") as handle:
         if max_lines is None:
             shutil.copyfileobj(source, handle, 1 << 20)
         else:
@@ -54,7 +55,8 @@ def _copy(stream: IO[bytes], target: Path, gunzip: bool, max_lines: int | None) 
     os.replace(partial, target)
 
 
-def extract(archive: Path, plan: Callable[[str], str | None], out: Path, max_lines: int | None = None) -> list[Path]:
+def extract(archive: Path, plan: Callable[[str], str | None], out: Path,
+            max_lines: int | None = None) -> list[Path]:
     """Write each member for which ``plan(member_name)`` returns a path (relative to ``out``).
 
     A ``.gz`` member is decompressed unless its target also ends in ``.gz``; ``max_lines`` keeps only the

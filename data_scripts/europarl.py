@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from data_scripts._common import by_basename, check_aligned, extract, fetch, parser
 
 URL = "https://www.statmt.org/europarl/v7/{lang}-en.tgz"
-LANGUAGES = ("bg", "cs", "da", "de", "el", "es", "et", "fi", "fr", "hu", "it", "lt", "lv", "nl", "pl", "pt", "ro",
-             "sk", "sl", "sv")
+LANGUAGES = ("bg", "cs", "da", "de", "el", "es", "et", "fi", "fr", "hu", "it", "lt", "lv", "nl", "pl", "pt",
+             "ro", "sk", "sl", "sv")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_parser = parser(__doc__.splitlines()[0], f"URL or local archive, '{{lang}}' filled in (default {URL})")
+    args_parser = parser(__doc__.splitlines()[0],
+                         f"URL or local archive, '{{lang}}' filled in (default {URL})")
     args_parser.add_argument("--langs", nargs="+", default=list(LANGUAGES), choices=LANGUAGES, metavar="XX")
     args = args_parser.parse_args(argv)
     for lang in args.langs:

@@ -20,15 +20,19 @@ FOLDER = "korean_parallel/korean-english-news-v1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_parser = parser(__doc__.splitlines()[0], f"URL or local archive, '{{split}}' filled in (default {URL})")
-    args_parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"], choices=["train", "dev", "test"])
+    args_parser = parser(__doc__.splitlines()[0],
+                         f"URL or local archive, '{{split}}' filled in (default {URL})")
+    args_parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"],
+                             choices=["train", "dev", "test"])
     args = args_parser.parse_args(argv)
     for split in args.splits:
         archive = fetch((args.source or URL).format(split=split), args.out / ".downloads")
-        extract(archive, by_basename({f"korean-english-park.{split}.ko", f"korean-english-park.{split}.en"}, FOLDER),
+        extract(archive,
+                by_basename({f"korean-english-park.{split}.ko", f"korean-english-park.{split}.en"}, FOLDER),
                 args.out)
         folder = args.out / FOLDER
-        pairs = check_aligned(folder / f"korean-english-park.{split}.ko", folder / f"korean-english-park.{split}.en")
+        pairs = check_aligned(folder / f"korean-english-park.{split}.ko",
+                              folder / f"korean-english-park.{split}.en")
         print(f"{split}: {pairs} pairs", file=sys.stderr)
     return 0
 

@@ -25,9 +25,11 @@ _MEMBER = re.compile(r"(?:^|/)(train|dev|test)\.(src|trg)(?:\.gz)?$")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_parser = parser(__doc__.splitlines()[0], f"URL or local archive, '{{pair}}' filled in (default {URL})")
+    args_parser = parser(__doc__.splitlines()[0],
+                         f"URL or local archive, '{{pair}}' filled in (default {URL})")
     args_parser.add_argument("--langs", nargs="+", required=True, metavar="XX", help="ISO 639-1 codes")
-    args_parser.add_argument("--max-pairs", type=int, default=None, help="keep the first N pairs of each file")
+    args_parser.add_argument("--max-pairs", type=int, default=None,
+                             help="keep the first N pairs of each file")
     args = args_parser.parse_args(argv)
     for lang in args.langs:
         code = corpus_code(lang, "tatoeba_challenge")

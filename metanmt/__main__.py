@@ -1,3 +1,5 @@
+"""``python -m metanmt``: the command line, as the ``metanmt`` script runs it."""
+
 from metanmt.cli import main
 
 raise SystemExit(main())

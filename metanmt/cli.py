@@ -1,7 +1,8 @@
 """The ``metanmt`` command line: one sub-command per module in :mod:`metanmt.commands`.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-Modules are imported only when their command runs, so ``metanmt --help`` stays fast.
+Each command module defines ``add_arguments(parser)``, ``run(args) -> int`` and, optionally, ``DETAILS``:
+what its ``--help`` says after the command's one-line summary in :data:`COMMANDS`. Modules are imported
+only when their command runs, so ``metanmt --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,24 +12,32 @@ import importlib
 import shlex
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from metanmt import __version__
 from metanmt.errors import MetaNMTError
 
-# command name -> (module, one-line help). Add a command by adding a line here.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("metanmt.commands.quickstart", "The main job end to end on the embedded demo corpus."),
-    "experiment": ("metanmt.commands.experiment", "Prepare, train both systems, fine-tune, evaluate, report."),
-    "prepare": ("metanmt.commands.prepare", "Clean, split, train the shared SentencePiece model and encode the corpora of a config."),
-    "meta-train": ("metanmt.commands.meta_train", "Meta-train (FOMAML/MAML/Reptile) over the training languages."),
-    "pretrain": ("metanmt.commands.pretrain", "Train the multilingual baseline at the same budget."),
-    "finetune": ("metanmt.commands.finetune", "Fine-tune a checkpoint on a few thousand tokens of a language (prepared or your own files)."),
-    "fewshot": ("metanmt.commands.fewshot", "Meta-train and evaluate on an image few-shot benchmark (Omniglot, Mini-ImageNet)."),
-    "fewshot-report": ("metanmt.commands.fewshot_report", "Render few-shot results beside the published MAML/ProtoNet numbers."),
-    "evaluate": ("metanmt.commands.evaluate", "Translate a test split or your own files with beam search; score with sacrebleu (BLEU, chrF, TER)."),
-    "translate": ("metanmt.commands.translate", "Translate stdin (one sentence per line) to English with a checkpoint."),
-    "report": ("metanmt.commands.report", "Collect evaluations into report.json/report.md and the BLEU-vs-size plot."),
+# The registry of commands: name -> one-line summary (``metanmt --help``, and the first sentence of
+# ``metanmt COMMAND --help``). Command ``a-b`` lives in ``metanmt.commands.a_b``: add a line and that module.
+COMMANDS: dict[str, str] = {
+    "quickstart": "The main job end to end on the embedded demo corpus.",
+    "experiment": "Prepare, train both systems, fine-tune, evaluate, report.",
+    "prepare": "Clean, split, train the shared SentencePiece model and encode the corpora of a config.",
+    "meta-train": "Meta-train the translation model over the training languages (FOMAML by default; MAML, "
+                  "Reptile).",
+    "pretrain": "Train the multilingual baseline (MultiNMT) at the same budget.",
+    "finetune": "Fine-tune a checkpoint on a few thousand tokens of a language (prepared or your files).",
+    "fewshot": "Meta-train and evaluate on an image few-shot benchmark (Omniglot, Mini-ImageNet).",
+    "fewshot-report": "Render few-shot results beside the published MAML/ProtoNet numbers.",
+    "evaluate": "Translate a test split or your own files with beam search; score with sacrebleu.",
+    "translate": "Translate stdin (one sentence per line) to English with a checkpoint.",
+    "report": "Collect evaluations into report.json/report.md and the BLEU-vs-size plot.",
 }
+
+
+def command_module(name: str) -> ModuleType:
+    """The module of command ``name``, imported now."""
+    return importlib.import_module(f"metanmt.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,9 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"metanmt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.set_defaults(_module=module)  # its arguments are added in main, when it runs
+    for name, summary in COMMANDS.items():
+        sub.add_parser(name, help=summary)  # its arguments are added in main, when it runs
     return parser
 
 
@@ -51,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args(argv)  # handles --help, --version and unknown commands
         parser.print_help()
         return 0
-    module = importlib.import_module(COMMANDS[argv[0]][0])
+    module = command_module(argv[0])
     cmd_parser = argparse.ArgumentParser(
         prog=f"metanmt {argv[0]}",
-        description=module.HELP,
+        description=" ".join([COMMANDS[argv[0]], *getattr(module, "DETAILS", "").split()]),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     module.add_arguments(cmd_parser)

@@ -46,14 +46,16 @@ def test_recipe_configs_parse(path, test_langs):
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"]}}, "spm": {"vocab": 10}}, r"data.spm: unknown key\(s\) \['vocab'\]; allowed: \['vocab_size'"),
+    ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"]}}, "spm": {"vocab": 10}},
+     r"data.spm: unknown key\(s\) \['vocab'\]; allowed: \['vocab_size'"),
     ({"tasks": {"train": {"languages": []}}}, "data.tasks.train.languages is empty"),
     ({"tasks": {"train": {"languages": ["de"]}}}, "no corpora listed for 'de'"),
     ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"]},
                 "test": {"languages": ["de"], "corpora": ["flores200"]}}},
      "'de' is listed in both data.tasks.train and data.tasks.test"),
     ({"tasks": {"train": {"languages": ["en"], "corpora": ["flores200"]}}}, "English is the target side"),
-    ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"], "test_pairs": 5, "test_from": "wmt"}}},
+    ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"], "test_pairs": 5,
+                          "test_from": "wmt"}}},
      r"test_from: 'wmt' is not one of the corpora \['flores200'\]"),
     ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"], "eval_sets": {"dev": "flores200"}}}},
      "'dev' is not a valid split name"),
@@ -63,7 +65,8 @@ def test_recipe_configs_parse(path, test_langs):
      r"corpus 'text': missing option\(s\) \['tgt'\]"),
     ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"]}}, "finetune": {"tokens": [-1]}},
      "data.finetune.tokens\\[\\] must be an integer >= 0"),
-    ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"]}}, "spm": {"model_type": "wordpiece"}},
+    ({"tasks": {"train": {"languages": ["de"], "corpora": ["flores200"]}},
+      "spm": {"model_type": "wordpiece"}},
      "data.spm.model_type must be one of"),
 ])
 def test_config_errors(data, message):

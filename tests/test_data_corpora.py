@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from metanmt.data.corpora import make_corpus, read_aligned, read_lines, read_tsv
+from metanmt.data.corpora import read_aligned, read_lines, read_tsv
 from metanmt.data.languages import (
     LANGUAGES,
     META_TRAIN_DEFAULT,
@@ -20,6 +20,7 @@ from metanmt.data.languages import (
     source_language,
     template_fields,
 )
+from metanmt.data.readers import make_corpus
 from metanmt.errors import MetaNMTError
 
 
@@ -166,8 +167,8 @@ def test_hf_load_dataset_on_local_json(tmp_path):
     assert corpus.files("ro") == [path]
     flat = tmp_path / "hf" / "flores.jsonl"
     flat.write_text(json.dumps({"sentence_ron_Latn": "Da.", "sentence_eng_Latn": "Yes."}) + "\n")
-    flores = make_corpus("hf", {"path": "json", "data_files": "hf/flores.jsonl", "src_field": "sentence_{flores}",
-                                "tgt_field": "sentence_eng_Latn"}, tmp_path)
+    flores = make_corpus("hf", {"path": "json", "data_files": "hf/flores.jsonl",
+                                "src_field": "sentence_{flores}", "tgt_field": "sentence_eng_Latn"}, tmp_path)
     assert flores.read("ro").src == ["Da."]
     missing = make_corpus("hf", {"path": "json", "data_files": "hf/flores.jsonl"}, tmp_path)
     with pytest.raises(MetaNMTError, match="row 0: field 'translation.ro' not found"):
@@ -179,7 +180,8 @@ def test_hf_load_from_disk(tmp_path):
 
     dataset = datasets.Dataset.from_dict({"translation": [{"fi": "Kiitos.", "en": "Thanks."},
                                                           {"fi": "Hei.", "en": "Hi."}]})
-    datasets.DatasetDict({"train": dataset, "test": dataset.select([1])}).save_to_disk(str(tmp_path / "fi-en"))
+    datasets.DatasetDict({"train": dataset,
+                          "test": dataset.select([1])}).save_to_disk(str(tmp_path / "fi-en"))
     corpus = make_corpus("hf_disk", {"path": "{lang}-en"}, tmp_path)
     assert corpus.covers("fi") and not corpus.covers("tr")
     assert corpus.read("fi").tgt == ["Thanks.", "Hi."]
@@ -213,8 +215,8 @@ def test_registry_matches_the_real_files():
 
 @pytest.mark.parametrize(("kind", "lang", "pairs"), [
     ("tatoeba_challenge", "ro", 5508), ("tatoeba_challenge", "lv", 1631), ("tatoeba_laser", "sk", 1000),
-    ("ntrex128", "ko", 1997), ("flores200", "tr", 1012), ("wmt_newstest", "ro", 1999), ("wmt_newstest", "fi", 3002),
-    ("korean_news", "ko", 2000),
+    ("ntrex128", "ko", 1997), ("flores200", "tr", 1012), ("wmt_newstest", "ro", 1999),
+    ("wmt_newstest", "fi", 3002), ("korean_news", "ko", 2000),
 ])
 def test_real_corpora_line_counts(kind, lang, pairs):
     text = make_corpus(kind, {}, data_root()).read(lang)

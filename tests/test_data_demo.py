@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from metanmt.data.corpora import make_corpus
 from metanmt.data.demo import catalog_pairs, strip_markup
 from metanmt.data.languages import META_TRAIN_DEFAULT, TEST_DEFAULT, VALID_DEFAULT
+from metanmt.data.readers import make_corpus
 
 polib = pytest.importorskip("polib", reason="the demo corpus needs the 'demo' extra (polib)")
 
@@ -106,4 +106,5 @@ def test_demo_config_prepares_offline(tmp_path):
     assert all(len(data.pairs(lang, "train")) > 450 for lang in data.languages)
     assert data.eval_splits("uk") == ["test"] and len(data.pairs("uk", "test")) == 100
     biggest = max(data.finetune_sizes)
-    assert all(len(data.finetune_subset(lang, biggest, d)) > 0 for lang in ("ro", "uk") for d in range(data.num_draws))
+    assert all(len(data.finetune_subset(lang, biggest,
+                                        d)) > 0 for lang in ("ro", "uk") for d in range(data.num_draws))

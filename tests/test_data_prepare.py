@@ -19,7 +19,8 @@ TRAIN = ("de", "fr", "es")
 
 def _sentence(rng: np.random.Generator, words: int) -> str:
     letters = list("abcdefghijklmnoprstuvw")
-    return " ".join("".join(rng.choice(letters, size=rng.integers(2, 7))) for _ in range(words)).capitalize() + "."
+    return " ".join("".join(rng.choice(letters,
+                                       size=rng.integers(2, 7))) for _ in range(words)).capitalize() + "."
 
 
 def _translate(english: str, lang: str) -> str:
@@ -49,7 +50,8 @@ def make_tree(root: Path) -> dict[str, list[str]]:
             src += ["", " ".join(["lang"] * 40) + ".", "Ok.", src[0], "  Spaced\tout   text .",
                     _translate(fi_tatoeba[1][0], lang), _translate(fi_tatoeba[1][1], lang)]
             tgt += ["Empty source.", " ".join(["long"] * 40) + ".",
-                    "This English sentence is far far far far far far far far far far longer than its source.",
+                    ("This English sentence is far far far far far far far far far far longer than its "
+                     "source."),
                     tgt[0], "Spaced out text.", fi_tatoeba[1][0].upper(), fi_tatoeba[1][1] + "!!"]
         if lang == "fi":
             src.append(fi_tatoeba[0][2])  # source-side leak of a fi test sentence, other English
@@ -66,12 +68,13 @@ def make_tree(root: Path) -> dict[str, list[str]]:
 
 def make_config(**changes: object) -> dict:
     main_corpus = {"corpus": "text", "label": "main", "src": "{lang}/main.{lang}", "tgt": "{lang}/main.en"}
-    tatoeba = {"corpus": "text", "label": "tatoeba", "src": "{lang}/tatoeba.{lang}", "tgt": "{lang}/tatoeba.en"}
+    tatoeba = {"corpus": "text", "label": "tatoeba", "src": "{lang}/tatoeba.{lang}",
+               "tgt": "{lang}/tatoeba.en"}
     held_out = {"corpora": [tatoeba, main_corpus], "test_pairs": 30, "test_from": "tatoeba", "dev_pairs": 10,
                 "eval_sets": {"test_ood": {"corpus": "tsv", "path": "{lang}/ood.tsv"}}}
     data = {
-        "seed": 3,
-        "tasks": {"train": {"languages": list(TRAIN), "corpora": [main_corpus], "dev_pairs": 8, "max_pairs": 70},
+        "seed": 3, "tasks": {"train": {"languages": list(TRAIN), "corpora": [main_corpus], "dev_pairs": 8,
+                            "max_pairs": 70},
                   "valid": {"languages": ["ro"], **held_out},
                   "test": {"languages": ["fi"], **held_out}},
         "clean": {"max_words": 30, "max_chars": 300, "max_ratio": 2.5},
@@ -195,7 +198,7 @@ def test_rerun_reuses_cache_and_is_deterministic(built, tmp_path, capsys):
     for lang in ("de", "fi"):
         a, b = PreparedData.load(out).pairs(lang, "train"), PreparedData.load(again).pairs(lang, "train")
         assert a.src_text == b.src_text and np.array_equal(a.tgt_lengths, b.tgt_lengths)
-    first, second = json.loads((out / "manifest.json").read_text()), json.loads((again / "manifest.json").read_text())
+    first, second = (json.loads((d / "manifest.json").read_text()) for d in (out, again))
     assert first["cache_key"] == second["cache_key"] and first["finetune"] == second["finetune"]
 
 

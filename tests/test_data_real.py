@@ -26,7 +26,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     tasks["valid"]["languages"] = ["lv"]
     tasks["test"]["languages"] = ["ko"]
     del tasks["test"]["per_language"]  # the ca/uk/nb overrides name languages left out here
-    del tasks["test"]["eval_sets"]["test_wmt"]  # no WMT set for ko: an eval set that covers no language is an error
+    # no WMT set for ko: an eval set that covers no language is an error
+    del tasks["test"]["eval_sets"]["test_wmt"]
     config["data"]["spm"].update(vocab_size=2000, sentences=20000)
     config["data"]["finetune"] = {"tokens": [0, 4000, 16000], "draws": 2}
     return PreparedData.load(prepare(config, root, tmp_path_factory.mktemp("real") / "out", progress=False))

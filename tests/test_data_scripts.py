@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from data_scripts import europarl, flores, hf_download, korean_news, tatoeba
-from metanmt.data.corpora import make_corpus
+from metanmt.data.readers import make_corpus
 
 
 def make_tar(path: Path, members: dict[str, bytes]) -> Path:
@@ -39,7 +39,8 @@ def test_europarl(tmp_path):
 def test_europarl_refuses_misaligned_archive(tmp_path):
     make_tar(tmp_path / "ro-en.tgz", {"europarl-v7.ro-en.ro": b"a\nb\n", "europarl-v7.ro-en.en": b"a\n"})
     with pytest.raises(SystemExit, match="europarl-v7.ro-en.ro has 2 lines but .*europarl-v7.ro-en.en has 1"):
-        europarl.main(["--out", str(tmp_path / "data"), "--langs", "ro", "--source", str(tmp_path / "ro-en.tgz")])
+        europarl.main(["--out", str(tmp_path / "data"), "--langs", "ro", "--source",
+                       str(tmp_path / "ro-en.tgz")])
 
 
 def test_flores(tmp_path):
@@ -60,18 +61,22 @@ def test_korean_news(tmp_path):
                   f"korean-english-park.{split}.en": f"Hello {split}.\n".encode()})
     source = str(tmp_path / "korean-english-park.{split}.tar.gz")
     assert korean_news.main(["--out", str(tmp_path / "data"), "--source", source]) == 0
-    assert make_corpus("korean_news", {"split": "train"}, tmp_path / "data").read("ko").tgt == ["Hello train."]
+    assert make_corpus("korean_news", {"split": "train"},
+                       tmp_path / "data").read("ko").tgt == ["Hello train."]
 
 
 def test_tatoeba_challenge_train(tmp_path):
     folder = "data/release/v2021-08-07/eng-ron"
     archive = make_tar(tmp_path / "eng-ron.tar", {
-        f"{folder}/train.src.gz": gzip.compress(b"One.\nTwo.\nThree.\n"),  # src = eng (first in the pair name)
+        # src = eng (first in the pair name)
+        f"{folder}/train.src.gz": gzip.compress(b"One.\nTwo.\nThree.\n"),
         f"{folder}/train.trg.gz": gzip.compress(b"Unu.\nDoi.\nTrei.\n"),
-        f"{folder}/test.src": b"Yes.\n", f"{folder}/test.trg": b"Da.\n", f"{folder}/train.id.gz": gzip.compress(b"x")})
+        f"{folder}/test.src": b"Yes.\n", f"{folder}/test.trg": b"Da.\n",
+        f"{folder}/train.id.gz": gzip.compress(b"x")})
     assert tatoeba.main(["--out", str(tmp_path / "data"), "--langs", "ro", "--max-pairs", "2",
                          "--source", str(archive)]) == 0
-    train = make_corpus("tatoeba_challenge", {"prefix": "tatoeba-train-v2021-08-07"}, tmp_path / "data").read("ro")
+    train = make_corpus("tatoeba_challenge", {"prefix": "tatoeba-train-v2021-08-07"},
+                        tmp_path / "data").read("ro")
     assert (train.src, train.tgt) == (["Unu.", "Doi."], ["One.", "Two."])
     assert make_corpus("tatoeba_challenge", {"prefix": "tatoeba-test-v2021-08-07"},
                        tmp_path / "data").read("ro").src == ["Da."]

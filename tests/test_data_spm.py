@@ -17,7 +17,8 @@ def corpus(seed: int, n: int, alphabet: str) -> list[str]:
 
 
 def test_temperature_sampling_of_training_text():
-    texts = {"de": corpus(0, 4000, "abcdefgh"), "lv": corpus(1, 250, "āčēģīķļ"), "en": corpus(2, 1000, "xyzw")}
+    texts = {"de": corpus(0, 4000, "abcdefgh"), "lv": corpus(1, 250, "āčēģīķļ"),
+             "en": corpus(2, 1000, "xyzw")}
     for temperature in (1.0, 5.0):
         sample, counts = sample_training_text(texts, 9000, temperature, seed=1)
         p = temperature_probabilities({k: len(v) for k, v in texts.items()}, temperature)
@@ -38,7 +39,8 @@ def test_spm_ids_and_byte_identical_retraining(tmp_path):
     first = train_spm(sentences, cfg, 1, tmp_path / "a.model")
     second = train_spm(sentences, cfg, 1, tmp_path / "b.model")
     assert first.read_bytes() == second.read_bytes()
-    assert (tmp_path / "a.vocab").read_text(encoding="utf-8").splitlines()[:3] == ["<pad>\t0", "</s>\t0", "<unk>\t0"]
+    assert (tmp_path / "a.vocab").read_text(encoding="utf-8").splitlines()[:3] == ["<pad>\t0", "</s>\t0",
+                                                                                   "<unk>\t0"]
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(first))

@@ -24,8 +24,8 @@ def present(monkeypatch):
     return set_present
 
 
-@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"),
-                                               (False, False, "cpu")])
+@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (True, False, "cuda"),
+                                               (False, True, "mps"), (False, False, "cpu")])
 def test_unset_takes_cuda_then_mps_then_cpu(present, cuda, mps, expected):
     present(cuda=cuda, mps=mps)
     assert pick_device() == pick_device(None) == pick_device("") == torch.device(expected)

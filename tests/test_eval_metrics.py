@@ -52,10 +52,12 @@ def test_chrfpp_and_ter_with_signatures(refs):
     assert (perfect.chrfpp, perfect.ter) == (pytest.approx(100.0), 0.0)
     assert "nw:2" in perfect.chrfpp_signature and "nrefs:1" in perfect.ter_signature
     assert "tok:tercom" in perfect.ter_signature
-    # one substitution in six words: TER 1/6; chrF++ also counts word uni- and bigrams, so it differs from chrF
+    # one substitution in six words: TER 1/6; chrF++ also counts word uni- and bigrams, so it differs from
+    # chrF
     one_off = corpus_scores(["the cat sat on a mat"], ["the cat sat on the mat"])
     assert one_off.ter == pytest.approx(100 / 6)
-    assert one_off.chrf == pytest.approx(65.9797, abs=1e-4) and one_off.chrfpp == pytest.approx(67.4444, abs=1e-4)
+    assert one_off.chrf == pytest.approx(65.9797,
+                                         abs=1e-4) and one_off.chrfpp == pytest.approx(67.4444, abs=1e-4)
     good, bad = corpus_scores(noisy(refs, 0.1, 1), refs), corpus_scores(noisy(refs, 0.5, 1), refs)
     assert 0 < good.ter < bad.ter and bad.chrfpp < good.chrfpp
 

@@ -11,7 +11,6 @@ import json
 import sys
 
 import pytest
-import sentencepiece as spm
 import torch
 
 from metanmt.cli import main
@@ -20,7 +19,7 @@ from metanmt.eval import evaluate as evaluate_mod
 from metanmt.eval.evaluate import RESULT_KEYS, companion_paths, evaluate_model
 from metanmt.eval.generate import length_sorted_batches, translate
 from metanmt.eval.metrics import corpus_scores
-from metanmt.models.seq2seq import build_model, build_tokenizer, save_checkpoint
+from metanmt.models.seq2seq import save_checkpoint
 
 CORPUS = [
     "the cat sat on the mat", "a dog runs in the park", "hello world", "ein Hund läuft im Park",
@@ -32,18 +31,10 @@ SOURCES = ["hello world", "", "die Katze sitzt auf der Matte und schläft", "a d
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_marian):
     """A tiny MarianMT with weights drawn at std 1, so that (unlike the default init) its output depends on
     the input, and dropout on, so that a forgotten ``model.eval()`` would show as non-determinism."""
-    root = tmp_path_factory.mktemp("tiny")
-    (root / "corpus.txt").write_text("\n".join(CORPUS * 5), encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(root / "corpus.txt"), model_prefix=str(root / "sp"), vocab_size=40, pad_id=0, eos_id=1,
-        unk_id=2, bos_id=-1, character_coverage=1.0, minloglevel=2,
-    )
-    tokenizer = build_tokenizer(root / "sp.model", root / "tok")
-    torch.manual_seed(0)
-    model = build_model("tiny", len(tokenizer), dropout=0.1)
+    model, tokenizer = tiny_marian(tmp_path_factory.mktemp("tiny"), CORPUS * 5, 40, dropout=0.1)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() > 1 and "embed_positions" not in name:  # positions are sinusoidal, rebuilt on load
@@ -156,7 +147,8 @@ def test_evaluate_model_writes_result_hypotheses_and_references(checkpoint, tmp_
     scores = corpus_scores(hyps, REFS)
     assert (result["bleu"], result["chrf"], result["chrfpp"], result["ter"]) == (
         scores.bleu, scores.chrf, scores.chrfpp, scores.ter)
-    assert result["bleu_signature"] == scores.bleu_signature and result["ter_signature"] == scores.ter_signature
+    assert result["bleu_signature"] == scores.bleu_signature
+    assert result["ter_signature"] == scores.ter_signature
     assert result["chrfpp_signature"] == scores.chrfpp_signature and "more_references" not in result
     assert (result["beam"], result["length_penalty"], result["split"]) == (2, 1.0, "test")
     assert result["model_info"]["draw"] == 1 and result["seconds"] > 0
@@ -230,20 +222,13 @@ def test_translate_command_keeps_lines_aligned(checkpoint, tiny, monkeypatch, ca
     assert code == 2 and b"not UTF-8" in err
 
 
-def test_a_model_trained_on_a_few_pairs_translates_them_exactly(tmp_path):
+def test_a_model_trained_on_a_few_pairs_translates_them_exactly(tmp_path, tiny_marian):
     """Decoder start, EOS handling and detokenisation are right: a memorised set comes back verbatim."""
     src = ["die Katze sitzt auf der Matte", "ein Hund läuft im Park", "guten Morgen", "wo ist der Bahnhof",
            "das Wetter ist heute schön", "ich habe Hunger", "das Haus ist groß", "wir gehen nach Hause"]
     tgt = ["the cat sits on the mat", "a dog runs in the park", "good morning", "where is the station",
            "the weather is nice today", "I am hungry", "the house is big", "we are going home"]
-    (tmp_path / "corpus.txt").write_text("\n".join((src + tgt) * 5), encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "sp"), vocab_size=70, pad_id=0,
-        eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, minloglevel=2,
-    )
-    tokenizer = build_tokenizer(tmp_path / "sp.model", tmp_path / "tok")
-    torch.manual_seed(0)
-    model = build_model("tiny", len(tokenizer), dropout=0.0)
+    model, tokenizer = tiny_marian(tmp_path, (src + tgt) * 5, 70)
     batch = tokenizer(src, text_target=tgt, padding=True, return_tensors="pt")
     batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from metanmt.cli import main
-from metanmt.commands.fewshot_report import find_results, render
 from metanmt.errors import MetaNMTError
 from metanmt.fewshot import published_defaults
+from metanmt.fewshot.report import find_results, render
 from tests.test_images_miniimagenet import make_csv_layout
 from tests.test_images_omniglot import make_omniglot
 

@@ -1,4 +1,5 @@
-"""Numerical checks of the episodic core: MAML against finite differences, FOMAML, Reptile, BatchNorm, errors."""
+"""Numerical checks of the episodic core: MAML against finite differences, FOMAML, Reptile, BatchNorm,
+errors."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def flat_grad(module: nn.Module) -> torch.Tensor:
 @pytest.mark.parametrize("steps", [1, 3])
 def test_maml_meta_gradient_matches_finite_differences(steps):
     model = mlp()
-    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="maml", inner_steps=steps, inner_lr=0.3))
+    learner = MetaLearner(model, regression_loss,
+                          MetaConfig(algorithm="maml", inner_steps=steps, inner_lr=0.3))
     eps = episodes()
     learner.accumulate_meta_gradients(eps)
     analytic = flat_grad(model)
@@ -95,7 +97,8 @@ def test_fomaml_gradient_is_query_gradient_at_adapted_parameters():
 
 def test_reptile_update_is_scaled_parameter_difference():
     model = mlp()
-    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="reptile", inner_steps=4, inner_lr=0.1))
+    learner = MetaLearner(model, regression_loss,
+                          MetaConfig(algorithm="reptile", inner_steps=4, inner_lr=0.1))
     eps = episodes(2)
     init = {n: p.detach().clone() for n, p in model.named_parameters()}
     adapted = [learner.adapt(ep.support, steps=4).params for ep in eps]
@@ -120,7 +123,8 @@ def test_zero_inner_steps_is_ordinary_training(algorithm):
 
 def test_frozen_parameters_do_not_move_in_inner_loop():
     model = mlp()
-    learner = MetaLearner(model, regression_loss, MetaConfig(inner_steps=3, inner_lr=0.5, fast_params=("0.*",)))
+    learner = MetaLearner(model, regression_loss,
+                          MetaConfig(inner_steps=3, inner_lr=0.5, fast_params=("0.*",)))
     assert learner.fast_names == ["0.weight", "0.bias"]
     adapted = learner.adapt(episodes(1)[0].support)
     for n, p in model.named_parameters():
@@ -163,7 +167,8 @@ def test_multi_step_loss_changes_the_meta_gradient():
 def test_batchnorm_running_statistics_are_never_polluted(algorithm):
     model = mlp(bn=True)
     bn = model[1]
-    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.1))
+    learner = MetaLearner(model, regression_loss,
+                          MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.1))
     learner.meta_step(episodes(2), torch.optim.SGD(learner.parameters(), lr=0.01))
     learner.adapt(episodes(1)[0].support)
     assert torch.equal(bn.running_mean, torch.zeros(8, dtype=torch.float64))
@@ -241,10 +246,12 @@ def test_same_seed_same_numbers():
 
 def test_reptile_needs_no_query_set():
     model = mlp()
-    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="reptile", inner_steps=2, inner_lr=0.1))
+    learner = MetaLearner(model, regression_loss,
+                          MetaConfig(algorithm="reptile", inner_steps=2, inner_lr=0.1))
     ep = episodes(1)[0]
     before = model[0].weight.detach().clone()
-    result = learner.meta_step([Episode(support=ep.support, query=None)], torch.optim.SGD(model.parameters(), lr=1.0))
+    result = learner.meta_step([Episode(support=ep.support, query=None)],
+                               torch.optim.SGD(model.parameters(), lr=1.0))
     assert not torch.equal(before, model[0].weight) and result.support_loss > 0
 
 

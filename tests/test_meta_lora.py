@@ -10,11 +10,8 @@ import torch
 
 from metanmt.meta import Episode, MetaConfig, MetaLearner
 from metanmt.models.lora import LORA_PATTERNS, LoraSettings, add_lora, is_lora
+from metanmt.tasks.translation import seq2seq_loss
 from tests.test_pretrained import pretrained, run, write_config
-
-
-def seq2seq_loss(forward, batch):
-    return forward(**batch).loss
 
 
 def tiny_lora_marian(train_base: bool):
@@ -23,10 +20,10 @@ def tiny_lora_marian(train_base: bool):
     from transformers import MarianConfig, MarianMTModel
 
     torch.manual_seed(0)
-    config = MarianConfig(vocab_size=20, d_model=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                          decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, dropout=0.0,
-                          max_position_embeddings=16, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-                          attn_implementation="eager")
+    config = MarianConfig(vocab_size=20, d_model=8, encoder_layers=1, decoder_layers=1,
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
+                          decoder_ffn_dim=16, dropout=0.0, max_position_embeddings=16, pad_token_id=0,
+                          eos_token_id=1, decoder_start_token_id=0, attn_implementation="eager")
     model = add_lora(MarianMTModel(config), LoraSettings(r=2, target_modules=["q_proj", "v_proj"]), None,
                      train_base=train_base)
     with torch.no_grad():
@@ -41,7 +38,8 @@ def episodes() -> list[Episode]:
 
     def batch():
         src = torch.randint(2, 20, (3, 5), generator=g)
-        return {"input_ids": src, "attention_mask": torch.ones_like(src), "labels": src.flip(1)[:, :4].clone()}
+        return {"input_ids": src, "attention_mask": torch.ones_like(src),
+                "labels": src.flip(1)[:, :4].clone()}
 
     return [Episode(support=batch(), query=batch(), task=f"t{i}") for i in range(2)]
 
@@ -89,8 +87,8 @@ def test_fomaml_through_lora_differs_from_maml():
     grads = {}
     for algorithm in ("maml", "fomaml"):
         model = tiny_lora_marian(train_base=False)
-        learner = MetaLearner(model, seq2seq_loss, MetaConfig(algorithm=algorithm, inner_steps=1, inner_lr=0.5,
-                                                              fast_params=LORA_PATTERNS))
+        learner = MetaLearner(model, seq2seq_loss, MetaConfig(algorithm=algorithm, inner_steps=1,
+                                                              inner_lr=0.5, fast_params=LORA_PATTERNS))
         learner.accumulate_meta_gradients(episodes())
         grads[algorithm] = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.requires_grad])
     assert (grads["maml"] - grads["fomaml"]).norm() > 1e-3 * grads["fomaml"].norm()

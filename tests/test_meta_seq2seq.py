@@ -6,10 +6,7 @@ import torch
 
 from metanmt.meta import Episode, MetaConfig, MetaLearner
 from metanmt.models.seq2seq import build_model
-
-
-def seq2seq_loss(forward, batch):
-    return forward(**batch).loss
+from metanmt.tasks.translation import seq2seq_loss
 
 
 def toy_episode(seed: int, vocab: int = 50) -> Episode:
@@ -44,7 +41,8 @@ def test_embedding_and_encoder_adaptation_keeps_decoder_fixed():
     torch.manual_seed(0)
     model = build_model("tiny", vocab_size=50, dropout=0.0)
     learner = MetaLearner(model, seq2seq_loss,
-                          MetaConfig(inner_steps=2, inner_lr=0.5, fast_params=("model.shared.*", "model.encoder.*")))
+                          MetaConfig(inner_steps=2, inner_lr=0.5,
+                                     fast_params=("model.shared.*", "model.encoder.*")))
     adapted = learner.adapt(toy_episode(3).support)
     for name, p in model.named_parameters():
         if not p.requires_grad:

@@ -91,7 +91,8 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
         assert info["finetune"]["lr"] == choice["lr"]
     assert "Fine-tuning learning rate, chosen per system on the validation languages" in md
     # both systems processed the same token budget
-    logs = {s: (tmp_path / "run" / s / "train_log.jsonl").read_text().splitlines() for s in ("metanmt", "multinmt")}
+    logs = {s: (tmp_path / "run" / s / "train_log.jsonl").read_text().splitlines() for s in ("metanmt",
+                                                                                             "multinmt")}
     per_step = 2 * (200 + 200)
     budget = 4 * per_step
     for lines in logs.values():  # each stops at the first step that reaches the budget
@@ -111,7 +112,8 @@ def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
                    max_eval_sentences=5, systems=["multinmt"], progress=False, checkpoint="last")
     assert not (tmp_path / "run" / "data").exists()
     assert (tmp_path / "run" / "eval" / "multinmt" / "fi" / "0_draw0_test.json").is_file()
-    info = json.loads((tmp_path / "run" / "finetune" / "multinmt" / "fi" / "0" / "draw0" / "metanmt.json").read_text())
+    tuned = tmp_path / "run" / "finetune" / "multinmt" / "fi" / "0" / "draw0"
+    info = json.loads((tuned / "metanmt.json").read_text())
     assert info["base_model"] == str((tmp_path / "run" / "multinmt" / "last").resolve())  # --checkpoint last
 
 
@@ -199,7 +201,8 @@ def test_finetuning_learns_its_training_sentences(tiny_data):
     model = build_model("tiny", data.vocab_size, dropout=0.0)
     cfg = FinetuneSection(lr=3e-3, batch_tokens=2000, max_steps=250)
     finetune(model, pairs, pairs, cfg, early_stopping=False)
-    hyps = translate(model.eval(), build_tokenizer(data.spm_path), pairs.src_text, num_beams=2, progress=False)
+    hyps = translate(model.eval(), build_tokenizer(data.spm_path), pairs.src_text, num_beams=2,
+                     progress=False)
     bleu = corpus_scores(hyps, pairs.tgt_text).bleu
     assert bleu > 80, (bleu, hyps[:3], pairs.tgt_text[:3])
 
@@ -215,7 +218,8 @@ def test_finetune_early_stopping_keeps_the_best_dev_loss(tiny_data):
     torch.manual_seed(0)
     model = build_model("tiny", data.vocab_size)
     start = dev_loss(model, dev, 1000)
-    result = finetune(model, train_pairs, dev, FinetuneSection(lr=3e-3, max_steps=60, eval_every=5, patience=2))
+    result = finetune(model, train_pairs, dev,
+                      FinetuneSection(lr=3e-3, max_steps=60, eval_every=5, patience=2))
     assert result.best_dev_loss < start
     assert dev_loss(model, dev, 1000) == pytest.approx(result.best_dev_loss, rel=1e-5)
 
@@ -226,7 +230,8 @@ def test_corrupt_and_mismatched_checkpoints_are_clear_errors(tiny_data, tmp_path
     from metanmt.train.trainer import train
 
     data = PreparedData.load(tiny_data)
-    ckpt = save_checkpoint(build_model("tiny", data.vocab_size), build_tokenizer(data.spm_path), tmp_path / "ck")
+    ckpt = save_checkpoint(build_model("tiny", data.vocab_size), build_tokenizer(data.spm_path),
+                           tmp_path / "ck")
     (ckpt / "model.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(MetaNMTError, match="cannot load checkpoint"):
         load_checkpoint(ckpt)
@@ -242,7 +247,8 @@ def test_corrupt_and_mismatched_checkpoints_are_clear_errors(tiny_data, tmp_path
 
 
 def test_init_from_a_checkpoint_with_other_pieces_is_refused(tiny_data, tmp_path):
-    """Same vocabulary size, other SentencePiece model: ids would mean other pieces, so refuse, naming both."""
+    """Same vocabulary size, other SentencePiece model: ids would mean other pieces, so refuse, naming
+    both."""
     import sentencepiece as spm
 
     from metanmt.data import PreparedData
@@ -250,7 +256,8 @@ def test_init_from_a_checkpoint_with_other_pieces_is_refused(tiny_data, tmp_path
     from metanmt.train.trainer import train
 
     data = PreparedData.load(tiny_data)
-    text = [t for lang in data.train_langs for p in [data.pairs(lang, "train")] for t in p.src_text + p.tgt_text]
+    pairs = [data.pairs(lang, "train") for lang in data.train_langs]
+    text = [t for p in pairs for t in p.src_text + p.tgt_text]
     (tmp_path / "text.txt").write_text("\n".join(text), encoding="utf-8")
     spm.SentencePieceTrainer.train(input=str(tmp_path / "text.txt"), model_prefix=str(tmp_path / "bpe"),
                                    model_type="bpe", vocab_size=data.vocab_size, pad_id=0, eos_id=1, unk_id=2,
@@ -262,7 +269,8 @@ def test_init_from_a_checkpoint_with_other_pieces_is_refused(tiny_data, tmp_path
     with pytest.raises(MetaNMTError, match=r"its tokenizer \(pieces [0-9a-f]{12}\) is not .*spm.model"):
         train(cfg, tiny_data, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "last").exists()
-    same = save_checkpoint(build_model("tiny", data.vocab_size), build_tokenizer(data.spm_path), tmp_path / "ok")
+    same = save_checkpoint(build_model("tiny", data.vocab_size), build_tokenizer(data.spm_path),
+                           tmp_path / "ok")
     cfg = TrainConfig.from_dict({**TINY, "model": {"preset": "tiny", "init_from": str(same)},
                                  "train": {**TINY["train"], "steps": 1, "eval_every": 1}})
     assert train(cfg, tiny_data, tmp_path / "run2", progress=False).is_dir()
@@ -272,7 +280,8 @@ def test_output_dir_of_another_config_is_refused(tiny_data, tmp_path):
     from metanmt.train.trainer import train
 
     out = tmp_path / "run"
-    train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 2}}), tiny_data, out, progress=False)
+    train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 2}}), tiny_data, out,
+          progress=False)
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(MetaNMTError, match="different fingerprint"):
         train(TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 2, "lr": 1e-3}}), tiny_data,
@@ -337,9 +346,11 @@ def test_finetune_lr_choice_is_reused_only_for_the_same_grid(tiny_data, tmp_path
 
     data = PreparedData.load(tiny_data)
     cfg = TrainConfig.from_dict(TINY)
-    assert choose_finetune_lr(tmp_path / "no_model", data, TrainConfig.from_dict({}), tmp_path / "x.json") == 3e-4
+    assert choose_finetune_lr(tmp_path / "no_model", data, TrainConfig.from_dict({}),
+                              tmp_path / "x.json") == 3e-4
     done = tmp_path / "finetune_lr.json"
-    done.write_text(json.dumps({"grid": [1e-4, 1e-3], "tokens": 500, "langs": ["ro"], "lr": 1e-4, "scores": {}}))
+    done.write_text(json.dumps({"grid": [1e-4, 1e-3], "tokens": 500, "langs": ["ro"], "lr": 1e-4,
+                                "scores": {}}))
     assert choose_finetune_lr(tmp_path / "no_model", data, cfg, done) == 1e-4  # reused: no model is loaded
     other = TrainConfig.from_dict({**TINY, "finetune": {**TINY["finetune"], "lr_grid": [5e-4]}})
     with pytest.raises(MetaNMTError, match="no_model"):  # another grid: chosen anew, from the model

@@ -1,7 +1,7 @@
-"""Starting from pretrained checkpoints of every family (Marian, mBART-50, M2M-100, NLLB-200, T5): tiny *random*
-models with tokenizers trained here on synthetic text, saved with ``save_pretrained`` as a hub checkpoint would
-be; prepare with the model's tokenizer, meta-train and pretrain from it, then fine-tune, evaluate, translate.
-Nothing touches the network."""
+"""Starting from pretrained checkpoints of every family (Marian, mBART-50, M2M-100, NLLB-200, T5): tiny
+*random* models with tokenizers trained here on synthetic text, saved with ``save_pretrained`` as a hub
+checkpoint would be; prepare with the model's tokenizer, meta-train and pretrain from it, then fine-tune,
+evaluate, translate. Nothing touches the network."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from metanmt.cli import main
 from metanmt.errors import MetaNMTError
 from metanmt.models import families
 
-WORDS = ("the", "cat", "dog", "house", "bird", "sees", "a", "small", "big", "red", "blue", "runs", "eats", "sleeps",
-         "near", "old")
+WORDS = ("the", "cat", "dog", "house", "bird", "sees", "a", "small", "big", "red", "blue", "runs", "eats",
+         "sleeps", "near", "old")
 LANGS = {"train": ["de", "fr"], "valid": ["ro"], "test": ["fi"]}
 TINY = {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
-        "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "max_position_embeddings": 64}
+        "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+        "max_position_embeddings": 64}
 TRAIN = {"meta": {"meta_batch": 2, "support_tokens": 60, "query_tokens": 60},
          "train": {"steps": 1, "eval_every": 1, "save_every": 1, "warmup_steps": 1},
          "finetune": {"valid_steps": 1, "max_steps": 2, "eval_every": 1, "batch_tokens": 200},
@@ -147,8 +148,8 @@ def pretrained(name: str, folder: Path) -> Path:
 
 def write_config(path: Path, corpus: Path, checkpoint: Path, **sections) -> Path:
     tsv = [{"corpus": "tsv", "path": str(corpus / "{lang}.tsv")}]
-    tasks = {group: {"languages": langs, "corpora": tsv, "dev_pairs": 8, **({"test_pairs": 8} if group != "train"
-                                                                              else {})}
+    tasks = {group: {"languages": langs, "corpora": tsv, "dev_pairs": 8,
+                     **({"test_pairs": 8} if group != "train" else {})}
              for group, langs in LANGS.items()}
     raw = {"data": {"seed": 1, "tasks": tasks, "tokenizer": {"from_pretrained": str(checkpoint)},
                     "finetune": {"tokens": [0, 100], "draws": 1}},
@@ -164,7 +165,8 @@ def run(*argv: str) -> None:
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))
-def test_every_family_trains_finetunes_evaluates_and_translates(family, corpus, tmp_path, monkeypatch, capsys):
+def test_every_family_trains_finetunes_evaluates_and_translates(family, corpus, tmp_path, monkeypatch,
+                                                                capsys):
     checkpoint = pretrained(family, tmp_path / family)
     config = write_config(tmp_path / "cfg.yaml", corpus, checkpoint)
     run("prepare", "--config", config, "--output-dir", tmp_path / "data")

@@ -22,17 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from metanmt.cli import COMMANDS
+from metanmt.cli import command_module
 from metanmt.data.config import load_config
-from metanmt.data.corpora import make_corpus
+from metanmt.data.readers import make_corpus
 from metanmt.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 GU2018 = RECIPES / "configs" / "gu2018_europarl.yaml"
 GU2018_SCRIPT = RECIPES / "gu2018_europarl.sh"
-PAPER_TRAIN = ["bg", "cs", "da", "de", "el", "es", "et", "fr", "hu", "it", "lt", "nl", "pl", "pt", "sk", "sl", "sv",
-               "ru"]
+# The run fingerprints of the recipe configs, frozen: run directories made with them must still resume
+# (offline_tatoeba's: tests/test_pipeline.py::test_settings_added_since_keep_existing_runs_resumable).
+FINGERPRINTS = {"gu2018_europarl": "09074cd30638b925", "offline_tatoeba_gpu": "47412eae57047fdb",
+                "pretrained_nllb_lora": "0d36831444f61280", "pretrained_opus_mt": "6a5eb6f69e8e2014"}
+PAPER_TRAIN = ["bg", "cs", "da", "de", "el", "es", "et", "fr", "hu", "it", "lt", "nl", "pl", "pt", "sk", "sl",
+               "sv", "ru"]
 SHIM = """#!{python}
 import json, os, sys
 record = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
@@ -79,7 +83,8 @@ def _run_recipe(tmp_path: Path, gpus: str) -> tuple[subprocess.CompletedProcess,
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RECIPE_LOG": str(log)}
     result = subprocess.run(["bash", str(GU2018_SCRIPT), str(tmp_path / "data"), str(tmp_path / "out"), gpus],
                             check=False, env=env, capture_output=True, text=True, timeout=60)
-    calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    calls = [json.loads(line) for line in lines]
     return result, calls
 
 
@@ -99,7 +104,7 @@ def _options(argv: list[str]) -> dict[str, list[str]]:
 def _parse_metanmt(argv: list[str]) -> argparse.Namespace:
     """Parse ``metanmt COMMAND ...`` with that command's real parser (unknown flags exit with code 2)."""
     parser = argparse.ArgumentParser(prog=f"metanmt {argv[0]}")
-    importlib.import_module(COMMANDS[argv[0]][0]).add_arguments(parser)
+    command_module(argv[0]).add_arguments(parser)
     return parser.parse_args(argv[1:])
 
 
@@ -131,7 +136,8 @@ def test_gu2018_script_downloads_what_the_config_reads_then_trains_and_evaluates
     downloads = [c for c in calls if c["argv"][:2] == ["python", "-m"]]
     modules = {c["argv"][2] for c in downloads}
     in_text = set(re.findall(r"python -m (data_scripts\.\w+)", GU2018_SCRIPT.read_text(encoding="utf-8")))
-    assert modules == in_text == {"data_scripts.europarl", "data_scripts.hf_download", "data_scripts.korean_news"}
+    assert modules == in_text == {"data_scripts.europarl", "data_scripts.hf_download",
+                                  "data_scripts.korean_news"}
 
     # every data script exists and accepts the flags the recipe gives it
     for module in sorted(modules):
@@ -141,7 +147,8 @@ def test_gu2018_script_downloads_what_the_config_reads_then_trains_and_evaluates
         for call in downloads:
             if call["argv"][2] == module:
                 for flag in _options(call["argv"][3:]):  # the whole flag, not an abbreviation of a longer one
-                    assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"{module}: no {flag}"
+                    assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])",
+                                     help_text), f"{module}: no {flag}"
                 assert Path(_options(call["argv"][3:])["--out"][0]).is_relative_to(data_root)
     from data_scripts.europarl import LANGUAGES
 
@@ -150,7 +157,8 @@ def test_gu2018_script_downloads_what_the_config_reads_then_trains_and_evaluates
     assert set(PAPER_TRAIN[:-1]) <= set(LANGUAGES)
     hf = {(o["--dataset"][0], o["--name"][0], o["--split"][0])
           for o in (_options(c["argv"]) for c in downloads if c["argv"][2] == "data_scripts.hf_download")}
-    assert hf == {("wmt/wmt17", "ru-en", "train"), ("wmt/wmt16", "ro-en", "train"), ("wmt/wmt16", "ro-en", "test")} | {
+    assert hf == {("wmt/wmt17", "ru-en", "train"), ("wmt/wmt16", "ro-en", "train"),
+                  ("wmt/wmt16", "ro-en", "test")} | {
         ("wmt/wmt17", f"{lang}-en", split) for lang in ("lv", "fi", "tr") for split in ("train", "test")}
 
     # where the downloads land is where the config reads: every pool and every official test set
@@ -180,7 +188,8 @@ def test_gu2018_script_downloads_what_the_config_reads_then_trains_and_evaluates
         assert launch.training_script == "metanmt" and launch.mixed_precision == "bf16"
         args = _parse_metanmt(launch.training_script_args)
         assert launch.training_script_args[0] == command
-        assert (Path(args.config), Path(args.data), Path(args.output_dir)) == (GU2018, out / "data", out / system)
+        assert (Path(args.config), Path(args.data),
+                Path(args.output_dir)) == (GU2018, out / "data", out / system)
     experiments = {}
     for call in rest[3:5]:
         args = _parse_metanmt(call["argv"][1:])
@@ -205,3 +214,10 @@ def test_gu2018_script_refuses_a_gpu_count_that_splits_the_meta_batch_unevenly(t
     result, calls = _run_recipe(tmp_path, "3")
     assert result.returncode == 2 and calls == []
     assert "NUM_GPUS must divide meta.meta_batch (8)" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(FINGERPRINTS))
+def test_recipe_fingerprints_are_unchanged(name):
+    from metanmt.train.trainer import run_fingerprint
+
+    assert run_fingerprint(TrainConfig.load(RECIPES / "configs" / f"{name}.yaml")) == FINGERPRINTS[name]

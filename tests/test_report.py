@@ -11,10 +11,10 @@ import statistics
 import pytest
 from PIL import Image
 
+from metanmt.atomic import write_lines_atomic, write_text_atomic
 from metanmt.cli import main
 from metanmt.errors import MetaNMTError
 from metanmt.eval.evaluate import RESULT_KEYS, companion_paths, sources_path
-from metanmt.eval.files import write_lines_atomic, write_text_atomic
 from metanmt.eval.metrics import corpus_scores
 from metanmt.eval.report import build_report, find_evaluations, render_markdown, write_report
 from metanmt.eval.verdict import compare
@@ -402,7 +402,8 @@ def test_training_curves_and_quality_line(tmp_path):
     assert report["curves_plot"] == "training_curves.png" and (out / "training_curves.png").is_file()
     assert "| MetaNMT | 2,000,000 | 3.00 | 1.20 |" in md and "| MultiNMT | 1,000,000 | 1.00 | 0.30 |" in md
     means = report["training_languages"]["mean"]
-    assert (f"Mean dev BLEU over the training languages (no fine-tuning): MetaNMT {means['metanmt']['bleu']:.1f}, "
+    assert ("Mean dev BLEU over the training languages (no fine-tuning): MetaNMT "
+            f"{means['metanmt']['bleu']:.1f}, "
             f"MultiNMT {means['multinmt']['bleu']:.1f}.") in md
 
 

@@ -32,7 +32,7 @@ from metanmt.data.user_pairs import (
     pairs_sha256,
 )
 from metanmt.errors import MetaNMTError
-from metanmt.models.seq2seq import EOS_ID, build_model, build_tokenizer, load_checkpoint, save_checkpoint
+from metanmt.models.seq2seq import EOS_ID, load_checkpoint, save_checkpoint
 
 AST = ["el gatu ta na casa", "el perru corre nel parque", "bonos díes", "¿ónde ta la estación?",
        "güei fai bon tiempu", "tengo fame", "la casa ye grande", "vamos pa casa", "el neñu llee un llibru",
@@ -54,15 +54,11 @@ def write(path: Path, lines: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    """A base checkpoint whose SentencePiece model never saw these sentences' language, and the user's files."""
+def files(tmp_path_factory, tiny_marian) -> dict[str, Path]:
+    """A base checkpoint whose tokenizer never saw these sentences' language, and the user's files."""
     root = tmp_path_factory.mktemp("ast")
-    write(root / "corpus.txt", (AST + EN) * 5)
-    spm.SentencePieceTrainer.train(input=str(root / "corpus.txt"), model_prefix=str(root / "sp"), vocab_size=120,
-                                   pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, minloglevel=2)
-    torch.manual_seed(0)
-    tokenizer = build_tokenizer(root / "sp.model", root / "tok")
-    base = save_checkpoint(build_model("tiny", len(tokenizer), dropout=0.0), tokenizer, root / "base",
+    model, tokenizer = tiny_marian(root, (AST + EN) * 5, 120)
+    base = save_checkpoint(model, tokenizer, root / "base",
                            {"system": "metanmt", "data_dir": "/nonexistent/prepared"})
     (root / "fast.yaml").write_text(yaml.safe_dump(FAST), encoding="utf-8")
     return {"root": root, "base": base, "config": root / "fast.yaml",
@@ -97,7 +93,8 @@ def test_every_form_reads_the_same_pairs(files, tmp_path):
 
     rows = [{"translation": {"ast": s, "en": t}} for s, t in zip(AST, EN)]
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "disk"))
-    write(tmp_path / "pairs.jsonl", [json.dumps({"a": s, "b": t}, ensure_ascii=False) for s, t in zip(AST, EN)])
+    write(tmp_path / "pairs.jsonl",
+          [json.dumps({"a": s, "b": t}, ensure_ascii=False) for s, t in zip(AST, EN)])
     forms = [PairSource("train", src=str(files["src"]), tgt=str(files["tgt"])),
              PairSource("train", tsv=str(files["tsv"])),
              PairSource("train", hf=str(tmp_path / "disk")),
@@ -158,7 +155,8 @@ def test_hold_out_is_a_seeded_tenth_and_at_least_one_pair():
     assert sorted([*train, *dev]) == list(range(24))
     assert np.array_equal(hold_out(24, 3, "x")[1], dev) and not np.array_equal(hold_out(24, 4, "x")[1], dev)
     assert [len(part) for part in hold_out(3, 1, "x")] == [2, 1]  # 10% of 3 rounds to 0: still one
-    with pytest.raises(MetaNMTError, match="x: 1 pair cannot be split into training and dev data; give dev data"):
+    with pytest.raises(MetaNMTError,
+                       match="x: 1 pair cannot be split into training and dev data; give dev data"):
         hold_out(1, 1, "x")
 
 
@@ -201,7 +199,8 @@ def test_load_user_data_holds_out_draws_and_says_so(files):
     notes: list[str] = []
     request = UserDataRequest("ast", PairSource("train", tsv=str(files["tsv"])), max_tokens=40, seed=1)
     data = load_user_data(tokenizer, request, 256, notes.append)
-    assert notes == [("no dev data given: held out 2 of 24 training pairs (10%, at least 1; seed 1) for early "
+    assert notes == [("no dev data given: held out 2 of 24 training pairs (10%, at least 1; seed 1) for "
+                      "early "
                      "stopping")]
     assert len(data.dev) == data.held_out == 2 and data.overlap == 0
     assert data.en_tokens == english_token_counts(data.train.tgt_text).sum() and 35 <= data.en_tokens <= 40
@@ -231,7 +230,8 @@ def test_checkpoint_records_language_and_data(files, tuned):
     dev_sha = hashlib.sha256("".join(f"{AST[i]}\t{EN[i]}\n" for i in DEV).encode()).hexdigest()
     assert info["lang"] == "ast" and info["base_model"] == str(files["base"].resolve())
     assert info["data"] == {"train": f"{files['src']} | {files['tgt']}", "dev": f"{files['dev_src']} | "
-                            f"{files['dev_tgt']}", "pairs": 24, "en_tokens": 89, "sha256": sha, "dev_pairs": 3,
+                            f"{files['dev_tgt']}", "pairs": 24, "en_tokens": 89, "sha256": sha,
+                            "dev_pairs": 3,
                             "dev_sha256": dev_sha, "dev_overlap": 3, "max_tokens": None, "seed": 1}
     assert info["tokens"] == 89 and info["params"] == "all" and info["system"] == "metanmt"
     assert "data_dir" not in info  # the base model's prepared data is not this model's data
@@ -270,7 +270,8 @@ def test_dev_overlap_is_a_warning_with_the_count(files, tmp_path, capsys):
     err = capsys.readouterr().err
     overlap = json.loads((tmp_path / "o" / "metanmt.json").read_text())["data"]["dev_overlap"]
     assert 0 < overlap <= 3
-    assert f"warning: {overlap} of 3 dev pairs have a source sentence that is also in the training data" in err
+    assert (f"warning: {overlap} of 3 dev pairs have a source sentence that is also in the training data"
+            in err)
 
 
 def test_the_same_command_may_rerun_another_may_not(files, tmp_path, capsys):
@@ -309,21 +310,24 @@ def bad_inputs(files, tmp: Path) -> list[tuple[list[str], str]]:
          f"misaligned parallel files: {src} has 24 lines but {tmp / 'short.en'} has 20 lines"),
         (["--train-src", str(write(tmp / "e.ast", [])), "--train-tgt", str(write(tmp / "e.en", []))],
          f"{tmp / 'e.ast'} | {tmp / 'e.en'}: no sentence pairs (0 read, 0 with an empty side)"),
-        (["--train-src", str(write(tmp / "b.ast", ["", " "])), "--train-tgt", str(write(tmp / "b.en", ["a", ""]))],
+        (["--train-src", str(write(tmp / "b.ast", ["", " "])), "--train-tgt",
+          str(write(tmp / "b.en", ["a", ""]))],
          "no sentence pairs (2 read, 2 with an empty side)"),
         (["--train-tsv", str(write(tmp / "one.tsv", ["a\tb", "c\td", "only one column"]))],
          f"{tmp / 'one.tsv'}: line 3 has 1 tab-separated column(s), expected at least 2"),
         (["--train-src", str(tmp / "bad.ast"), "--train-tgt", str(write(tmp / "two.en", EN[:2]))],
          f"{tmp / 'bad.ast'}: line 2 is not valid UTF-8"),
         (["--train-tsv", tsv, "--max-tokens", "1000"],
-         (r"ast: fine-tuning subset size(s) [1000] English tokens exceed its training data: 79 English tokens "
+         (r"ast: fine-tuning subset size(s) [1000] English tokens exceed its training data: 79 English "
+          r"tokens "
          "in 22 pairs (--max-tokens)")),
         (["--train-tsv", tsv, "--dev-src", src], "--dev-src and --dev-tgt go together"),
         (["--dev-tsv", tsv], "dev data was given but no training data"),
         (["--train-tsv", tsv, "--tokens", "4000", "--draw", "1"],
          "--tokens, --draw select prepared data; with your own data use --max-tokens and --seed"),
         (["--train-tsv", tsv, "--model", str(tmp / "bert")],
-         f"{tmp / 'bert'} holds a 'bert' model, not a sequence-to-sequence (encoder-decoder) translation model"),
+         (f"{tmp / 'bert'} holds a 'bert' model, not a sequence-to-sequence (encoder-decoder) translation "
+          "model")),
         (["--train-tsv", tsv, "--lang", "english!"], "--lang 'english!' is not a language tag"),
         (["--train-tsv", str(tmp / "missing.tsv")], f"cannot read {tmp / 'missing.tsv'}"),
         (["--train-tsv", tsv, "--lr", "0"], "--lr must be positive, got 0.0"),
@@ -331,7 +335,8 @@ def bad_inputs(files, tmp: Path) -> list[tuple[list[str], str]]:
         (["--train-tsv", tsv, "--device", "gpu0"], "--device 'gpu0' is not a torch device"),
         (["--train-tsv", tsv, "--device", "cpu", "--mixed-precision", "fp16"],
          "mixed precision fp16 needs a CUDA device, this run is on cpu: use bf16 or no"),
-        (["--train-tsv", tsv, "--push-to-hub", "me/two words"], "--push-to-hub 'me/two words' is not a Hugging Face"),
+        (["--train-tsv", tsv, "--push-to-hub", "me/two words"],
+         "--push-to-hub 'me/two words' is not a Hugging Face"),
     ]
 
 
@@ -348,13 +353,14 @@ def test_prepared_form_is_unchanged(files, tmp_path, monkeypatch, capsys):
     import metanmt.train.finetune as finetune_mod
 
     calls = []
-    monkeypatch.setattr(finetune_mod, "finetune_checkpoint", lambda *a, **k: calls.append((a, k)) or Path("x"))
+    monkeypatch.setattr(finetune_mod, "finetune_checkpoint", lambda *a,
+                        **k: calls.append((a, k)) or Path("x"))
     assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "4000", "--output-dir", "O"]) == 0
     (model, lang, tokens, draw, out, cfg), kwargs = calls[0]
     assert (model, lang, tokens, draw, out, cfg.params, cfg.lr) == ("M", "fi", 4000, 0, "O", "all", 3e-4)
     assert kwargs == {"data_dir": None, "seed": 1, "device": None, "mixed_precision": "no"}
-    assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "4000", "--output-dir", "O", "--lr", "1e-4",
-                 "--max-steps", "7", "--device", "cpu", "--mixed-precision", "bf16"]) == 0
+    assert main(["finetune", "--model", "M", "--lang", "fi", "--tokens", "4000", "--output-dir", "O", "--lr",
+                 "1e-4", "--max-steps", "7", "--device", "cpu", "--mixed-precision", "bf16"]) == 0
     (*_, cfg), kwargs = calls[1]
     assert (cfg.lr, cfg.max_steps, kwargs["device"], kwargs["mixed_precision"]) == (1e-4, 7, "cpu", "bf16")
     assert main(["finetune", "--model", "M", "--lang", "fi", "--output-dir", "O"]) == 2
@@ -380,7 +386,8 @@ def test_whole_path_on_a_new_language_from_plain_files(files, tuned, tmp_path, m
     base, result = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("base", "tuned"))
     assert result["lang"] == "ast" and result["split"] == "files" and result["num_sentences"] == 24
     assert base["bleu"] < 5 and base["chrf"] < 20  # untrained: ~0 BLEU, ~3 chrF
-    assert result["bleu"] > 80 and result["chrf"] > 80  # it learnt its data (100 on the machine it was written on)
+    # it learnt its data (100 on the machine it was written on)
+    assert result["bleu"] > 80 and result["chrf"] > 80
     assert result["ter"] < base["ter"] and result["chrfpp"] > base["chrfpp"]
     assert "nrefs:2" in result["bleu_signature"] and "nrefs:1" in base["bleu_signature"]
     assert "nw:2" in result["chrfpp_signature"] and result["ter_signature"].startswith("nrefs:2|case:lc")
@@ -479,7 +486,8 @@ def info_of(checkpoint: Path) -> dict:
 
 
 def test_lr_and_max_steps_override_the_config(files, tmp_path):
-    assert finetune(files, tmp_path / "o", "--train-tsv", str(files["tsv"]), "--lr", "1e-3", "--max-steps", "3") == 0
+    assert finetune(files, tmp_path / "o", "--train-tsv", str(files["tsv"]), "--lr", "1e-3", "--max-steps",
+                    "3") == 0
     info = info_of(tmp_path / "o")
     assert (info["finetune_config"]["lr"], info["finetune_config"]["max_steps"]) == (1e-3, 3)
     assert info["finetune_config"]["patience"] == FAST["finetune"]["patience"]  # the rest is the config's
@@ -510,8 +518,8 @@ def test_bf16_autocast_trains_on_the_cpu(files):
 def test_mixed_precision_comes_from_the_flag_or_the_config(files, tmp_path):
     (tmp_path / "bf16.yaml").write_text(yaml.safe_dump({**FAST, "train": {"mixed_precision": "bf16"}}))
     args = ("--train-tsv", str(files["tsv"]), "--max-steps", "2", "--device", "cpu")
-    assert main(["finetune", "--model", str(files["base"]), "--lang", "ast", "--output-dir", str(tmp_path / "c"),
-                 "--config", str(tmp_path / "bf16.yaml"), *args]) == 0
+    assert main(["finetune", "--model", str(files["base"]), "--lang", "ast", "--output-dir",
+                 str(tmp_path / "c"), "--config", str(tmp_path / "bf16.yaml"), *args]) == 0
     assert finetune(files, tmp_path / "f", *args, "--mixed-precision", "bf16") == 0
     assert finetune(files, tmp_path / "n", *args) == 0
     for name, precision in (("c", "bf16"), ("f", "bf16"), ("n", "no")):
@@ -527,11 +535,12 @@ def test_finetune_evaluate_translate_on_a_device(files, device, tmp_path, monkey
     if not is_available(device):
         pytest.skip(f"no {device} device on this machine: --device {device} is exercised where there is one")
     precision = "fp16" if device == "cuda" else "no"
-    assert finetune(files, tmp_path / "m", *from_files(files), "--dev-src", str(files["dev_src"]), "--dev-tgt",
+    assert finetune(files, tmp_path / "m", *from_files(files), "--dev-src", str(files["dev_src"]),
+                    "--dev-tgt",
                     str(files["dev_tgt"]), "--device", device, "--mixed-precision", precision) == 0
     assert info_of(tmp_path / "m")["finetune"]["device"].startswith(device)
-    assert evaluate(tmp_path / "m", tmp_path / "r.json", "--src", str(files["src"]), "--ref", str(files["tgt"]),
-                    "--device", device) == 0
+    assert evaluate(tmp_path / "m", tmp_path / "r.json", "--src", str(files["src"]), "--ref",
+                    str(files["tgt"]), "--device", device) == 0
     hyps = (tmp_path / "r.hyp.txt").read_text().splitlines()
     assert len(translate_cli(tmp_path / "m", AST, monkeypatch, capsys, "--device", device)) == len(AST)
     assert sum(h == e for h, e in zip(hyps, EN)) >= 12, hyps  # trained on the device, it learnt its data
@@ -590,7 +599,8 @@ def test_push_to_hub_uploads_the_saved_checkpoint(files, tmp_path, hub, capsys):
     assert hub.calls == [
         ("HfApi", (), {}),
         ("create_repo", ("me/ast-en",), {"repo_type": "model", "private": True, "exist_ok": True}),
-        ("upload_folder", (), {"repo_id": "me/ast-en", "repo_type": "model", "folder_path": str(tmp_path / "p"),
+        ("upload_folder", (), {"repo_id": "me/ast-en", "repo_type": "model",
+                               "folder_path": str(tmp_path / "p"),
                                "commit_message": "Upload p, fine-tuned with metanmt"})]
     assert capsys.readouterr().out.splitlines()[-2:] == [f"saved {tmp_path / 'p'}",
                                                          "pushed to https://huggingface.co/me/ast-en"]
@@ -602,7 +612,8 @@ def test_a_failed_push_keeps_the_checkpoint_and_says_where(files, tmp_path, hub,
 
     hub.fail = OSError("Connection refused")
     out = tmp_path / "p"
-    assert finetune(files, out, "--train-tsv", str(files["tsv"]), "--max-steps", "2", "--push-to-hub", "me/m") == 2
+    assert finetune(files, out, "--train-tsv", str(files["tsv"]), "--max-steps", "2", "--push-to-hub",
+                    "me/m") == 2
     err = capsys.readouterr().err
     assert "could not push to the Hugging Face Hub repo me/m (OSError: Connection refused)" in err
     assert f"The checkpoint is saved locally in {out}; upload it later with `hf upload me/m {out}`" in err
@@ -614,7 +625,8 @@ def test_a_failed_push_keeps_the_checkpoint_and_says_where(files, tmp_path, hub,
     assert not (tmp_path / "q").exists() and hub.calls == []  # refused before training
 
 
-# ---------------------------------------------------------------- COMET (the package is faked: never installed)
+# ---------------------------------------------------------------- COMET (the package is faked: never
+# installed)
 
 def fake_comet(monkeypatch, loaded: list) -> None:
     """A ``comet`` module whose model scores each hypothesis 1 if it equals its reference, else 0."""
@@ -634,7 +646,8 @@ def fake_comet(monkeypatch, loaded: list) -> None:
         loaded.append(("load", path))
         return Model()
 
-    monkeypatch.setitem(sys.modules, "comet", types.SimpleNamespace(load_from_checkpoint=load_from_checkpoint))
+    monkeypatch.setitem(sys.modules, "comet",
+                        types.SimpleNamespace(load_from_checkpoint=load_from_checkpoint))
 
 
 def test_comet_is_added_when_installed_and_given(files, tuned, tmp_path, monkeypatch, capsys):
@@ -650,8 +663,10 @@ def test_comet_is_added_when_installed_and_given(files, tuned, tmp_path, monkeyp
         result = json.loads((tmp_path / "r.json").read_text())
         hyps = (tmp_path / "r.hyp.txt").read_text().splitlines()
         assert loaded[0] == ("load", str(ckpt))
-        assert loaded[1] == ("predict", [{"src": s, "mt": h, "ref": r} for s, h, r in zip(AST, hyps, EN)], 0, False)
-        assert result["comet"] == sum(h == e for h, e in zip(hyps, EN)) / 24 and result["comet_model"] == str(ckpt)
+        assert loaded[1] == ("predict", [{"src": s, "mt": h, "ref": r} for s, h, r in zip(AST, hyps, EN)], 0,
+                             False)
+        assert result["comet"] == sum(h == e for h,
+                                      e in zip(hyps, EN)) / 24 and result["comet_model"] == str(ckpt)
         assert "comet_absent" not in result
         assert f"COMET = {result['comet']:.4f} ({ckpt})" in capsys.readouterr().out
 
@@ -668,8 +683,10 @@ def test_comet_absent_or_misconfigured(files, tuned, tmp_path, monkeypatch, caps
     assert "COMET: absent, the unbabel-comet package is not installed" in capsys.readouterr().out
     fake_comet(monkeypatch, [])
     (tmp_path / "broken.ckpt").write_bytes(b"")
-    for path, message in ((tmp_path / "missing.ckpt", f"--comet-model {tmp_path / 'missing.ckpt'}: no such file"),
-                          (tmp_path / "broken.ckpt", f"cannot load COMET model {tmp_path / 'broken.ckpt'}: Runtime")):
+    for path, message in ((tmp_path / "missing.ckpt",
+                           f"--comet-model {tmp_path / 'missing.ckpt'}: no such file"),
+                          (tmp_path / "broken.ckpt",
+                           f"cannot load COMET model {tmp_path / 'broken.ckpt'}: Runtime")):
         assert evaluate(tuned, tmp_path / "x.json", *args, "--comet-model", str(path)) == 2
         assert message in capsys.readouterr().err
         assert not list(tmp_path.glob("x.*"))  # checked before decoding: nothing written
@@ -681,7 +698,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "adapt_your_language.
 
 
 def run_recipe(root: Path, *args: str, **env: str):
-    """``recipes/adapt_your_language.sh ARGS`` with this checkout's metanmt (a ``metanmt`` shim on the PATH)."""
+    """``recipes/adapt_your_language.sh ARGS`` with this checkout's metanmt (a ``metanmt`` shim on the
+    PATH)."""
     import os
     import subprocess
     import sys
@@ -714,7 +732,8 @@ def test_recipe_compares_both_systems_on_your_language(files, experiment, tmp_pa
     done = run_recipe(tmp_path, str(files["src"]), str(files["tgt"]), "ast", str(out), str(experiment),
                       SIZES="30 1000", DRAWS="2")
     assert done.returncode == 0, done.stderr
-    assert "ast: 20 training pairs (74 English tokens), 2 dev and 2 test pairs (the last lines)" in done.stdout
+    assert ("ast: 20 training pairs (74 English tokens), 2 dev and 2 test pairs (the last lines)"
+            in done.stdout)
     assert "note: skipping 1000 tokens: the training part has only 74 English tokens" in done.stderr
     data = out / "data"
     assert [(data / f"{part}.src").read_text().splitlines() for part in ("train", "dev", "test")] == [
@@ -723,7 +742,8 @@ def test_recipe_compares_both_systems_on_your_language(files, experiment, tmp_pa
     for system, lr in (("metanmt", FAST["finetune"]["lr"]), ("multinmt", 1e-5)):
         for draw in (1, 2):
             info = info_of(out / "models" / system / f"30_draw{draw}")
-            assert (info["system"], info["tokens"], info["draw"], info["finetune"]["lr"]) == (system, 30, draw, lr)
+            assert (info["system"], info["tokens"], info["draw"],
+                    info["finetune"]["lr"]) == (system, 30, draw, lr)
             assert info["data"]["train"] == f"{data / 'train.src'} | {data / 'train.en'}"
     report = json.loads((out / "report" / "report.json").read_text())
     (table,) = report["tables"]
@@ -732,7 +752,8 @@ def test_recipe_compares_both_systems_on_your_language(files, experiment, tmp_pa
     assert {(c["system"], c["tokens"]): c["draws"] for c in table["cells"]} == {
         ("metanmt", 0): [None], ("metanmt", 30): [1, 2], ("multinmt", 0): [None], ("multinmt", 30): [1, 2]}
     assert {t["tokens"]: [d["draw"] for d in t["draws"]] for t in table["tests"]} == {0: [None], 30: [1, 2]}
-    assert (out / "report" / "bleu_vs_size.png").stat().st_size > 0 and (out / "report" / "report.md").is_file()
+    assert (out / "report" / "bleu_vs_size.png").stat().st_size > 0
+    assert (out / "report" / "report.md").is_file()
 
     results = sorted((out / "eval").rglob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in results]

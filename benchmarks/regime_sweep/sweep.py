@@ -23,28 +23,30 @@ from pathlib import Path
 
 import yaml
 
+
+def _meta(tokens: int) -> dict:
+    """Two tasks a meta-step, support and query batches of ``tokens`` target tokens each."""
+    return {"meta_batch": 2, "support_tokens": tokens, "query_tokens": tokens}
+
+
+def _train(lr: float) -> dict:
+    return {"lr": lr, "warmup_steps": 1000}
+
+
 # name -> (system, overrides of the base config's model/meta/train sections)
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "multi_post_2k_lr7e-4": ("multinmt", {"meta": {"meta_batch": 2, "support_tokens": 500, "query_tokens": 500},
-                                          "train": {"lr": 7e-4, "warmup_steps": 1000}}),
-    "multi_post_4k_lr7e-4": ("multinmt", {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
-                                          "train": {"lr": 7e-4, "warmup_steps": 1000}}),
-    "multi_post_4k_lr1.5e-3": ("multinmt", {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
-                                            "train": {"lr": 1.5e-3, "warmup_steps": 1000}}),
-    "multi_post_4k_lr7e-4_drop0": ("multinmt", {"model": {"dropout": 0.0},
-                                                "meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
-                                                "train": {"lr": 7e-4, "warmup_steps": 1000}}),
-    "multi_pre_4k_lr1.5e-3": ("multinmt", {"model": {"norm": "pre"},
-                                           "meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
-                                           "train": {"lr": 1.5e-3, "warmup_steps": 1000}}),
-    "multi_pre_2k_lr1e-3": ("multinmt", {"model": {"norm": "pre"},
-                                         "meta": {"meta_batch": 2, "support_tokens": 500, "query_tokens": 500},
-                                         "train": {"lr": 1e-3, "warmup_steps": 1000}}),
-    "meta_post_4k_lr7e-4": ("metanmt", {"meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
-                                        "train": {"lr": 7e-4, "warmup_steps": 1000}}),
-    "meta_pre_4k_lr1.5e-3": ("metanmt", {"model": {"norm": "pre"},
-                                         "meta": {"meta_batch": 2, "support_tokens": 1000, "query_tokens": 1000},
-                                         "train": {"lr": 1.5e-3, "warmup_steps": 1000}}),
+    "multi_post_2k_lr7e-4": ("multinmt", {"meta": _meta(500), "train": _train(7e-4)}),
+    "multi_post_4k_lr7e-4": ("multinmt", {"meta": _meta(1000), "train": _train(7e-4)}),
+    "multi_post_4k_lr1.5e-3": ("multinmt", {"meta": _meta(1000), "train": _train(1.5e-3)}),
+    "multi_post_4k_lr7e-4_drop0": ("multinmt", {"model": {"dropout": 0.0}, "meta": _meta(1000),
+                                                "train": _train(7e-4)}),
+    "multi_pre_4k_lr1.5e-3": ("multinmt", {"model": {"norm": "pre"}, "meta": _meta(1000),
+                                           "train": _train(1.5e-3)}),
+    "multi_pre_2k_lr1e-3": ("multinmt", {"model": {"norm": "pre"}, "meta": _meta(500),
+                                         "train": _train(1e-3)}),
+    "meta_post_4k_lr7e-4": ("metanmt", {"meta": _meta(1000), "train": _train(7e-4)}),
+    "meta_pre_4k_lr1.5e-3": ("metanmt", {"model": {"norm": "pre"}, "meta": _meta(1000),
+                                         "train": _train(1.5e-3)}),
 }
 
 
@@ -94,7 +96,8 @@ def summary_markdown(curves: dict[str, list[dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="base experiment YAML (its model/meta/train sections)")
+    parser.add_argument("--config", required=True,
+                        help="base experiment YAML (its model/meta/train sections)")
     parser.add_argument("--data", required=True, help="prepared data directory")
     parser.add_argument("--out", required=True, help="one folder per variant, summary.md/json")
     parser.add_argument("--limit-s", type=int, default=270, help="wall-clock seconds per variant")

@@ -13,8 +13,8 @@ from metanmt.errors import MetaNMTError
 from metanmt.eval.evaluate import Decoding
 from metanmt.models.device import DEVICE_HELP
 
-HELP = ("Translate a test split of the prepared data, or your own source file (--src, --ref ...), with beam "
-        "search and score it with sacrebleu (BLEU, chrF, chrF++, TER).")
+DETAILS = ("A split of the prepared data (--lang, --split) or your own source file (--src, --ref ...); "
+           "scores: BLEU, chrF, chrF++, TER, with their signatures.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,14 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepared.add_argument("--split", help="split of the prepared data (test, test_flores, ...; default test)")
     prepared.add_argument("--data", metavar="DIR", default=None,
                           help="prepared data directory (unset: the one recorded in the checkpoint)")
-    prepared.add_argument("--max-sentences", type=int, default=None, help="evaluate only the first N sentences")
+    prepared.add_argument("--max-sentences", type=int, default=None,
+                          help="evaluate only the first N sentences")
     own = parser.add_argument_group("your own files")
     own.add_argument("--src", metavar="FILE", help="source sentences, one per line")
     own.add_argument("--ref", metavar="FILE", action="append",
                      help="English references aligned with --src; repeat for more reference sets")
     parser.add_argument("--comet-model", metavar="PATH",
-                        help="also score with COMET, from this local checkpoint (needs the unbabel-comet package; "
-                             "without it or without a path, the result says why COMET is absent)")
+                        help="also score with COMET, from this local checkpoint (needs the unbabel-comet "
+                             "package; without it or without a path, the result says why COMET is absent)")
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
     decoding.add_argument("--length-penalty", type=float, default=0.6,
@@ -48,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     decoding = Decoding(args.beam, args.length_penalty, args.batch_size, args.max_tokens, args.device)
     result = _run_files(args, decoding) if args.src or args.ref else _run_prepared(args, decoding)
-    print(f"{result['lang']}/{result['split']} ({result['num_sentences']} sentences, {result['seconds']:.1f} s): "
-          f"BLEU = {result['bleu']:.2f}  chrF = {result['chrf']:.2f}  chrF++ = {result['chrfpp']:.2f}  "
+    print(f"{result['lang']}/{result['split']} ({result['num_sentences']} sentences, {result['seconds']:.1f} "
+          f"s): BLEU = {result['bleu']:.2f}  chrF = {result['chrf']:.2f}  chrF++ = {result['chrfpp']:.2f}  "
           f"TER = {result['ter']:.2f}")
     for key, name in (("bleu", "BLEU"), ("chrf", "chrF"), ("chrfpp", "chrF++"), ("ter", "TER")):
         print(f"{name} signature: {result[f'{key}_signature']}")
@@ -63,11 +64,13 @@ def _run_prepared(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any
     from metanmt.eval.evaluate import evaluate_model
 
     if not args.lang:
-        raise MetaNMTError("give --lang XX (a split of the prepared data) or your own files (--src and --ref)")
+        raise MetaNMTError("give --lang XX (a split of the prepared data) or your own files "
+                           "(--src and --ref)")
     return evaluate_model(args.model, args.lang, args.split or "test", args.output, data_dir=args.data,
                           beam=decoding.beam, length_penalty=decoding.length_penalty,
                           batch_size=decoding.batch_size, max_tokens=decoding.max_tokens,
-                          max_sentences=args.max_sentences, device=decoding.device, comet_model=args.comet_model)
+                          max_sentences=args.max_sentences, device=decoding.device,
+                          comet_model=args.comet_model)
 
 
 def _run_files(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:
@@ -77,7 +80,8 @@ def _run_files(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:
     mixed = [f"--{name.replace('_', '-')}" for name in ("split", "data", "max_sentences")
              if getattr(args, name) is not None]
     if mixed:
-        raise MetaNMTError(f"{', '.join(mixed)} select prepared data; with --src/--ref the files are the test set")
+        raise MetaNMTError(f"{', '.join(mixed)} select prepared data; with --src/--ref the files are the "
+                           "test set")
     if not (args.src and args.ref):
         raise MetaNMTError("--src and --ref go together: the source file and its English reference file(s)")
     lang = language_tag(args.lang) if args.lang else None

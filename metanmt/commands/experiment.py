@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("Run an experiment end to end: prepare -> meta-train -> pretrain -> fine-tune (sizes x draws on the "
-        "test languages) -> evaluate -> report. Completed steps are skipped, so re-running continues.")
+from metanmt.train.config import SYSTEMS
+
+DETAILS = ("Fine-tuning covers sizes x draws on the test languages. Completed steps are skipped, so "
+           "re-running continues.")
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = None,
@@ -18,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--data", help="use this directory written by 'metanmt prepare' as it is (no corpora "
                                        "needed; e.g. data prepared on another machine) instead of preparing")
     parser.add_argument("--langs", nargs="+", help="languages to fine-tune on (None: the test languages)")
-    parser.add_argument("--sizes", nargs="+", type=int, help="fine-tuning sizes in tokens (None: the config's)")
+    parser.add_argument("--sizes", nargs="+", type=int,
+                        help="fine-tuning sizes in tokens (None: the config's)")
     parser.add_argument("--draws", type=int, help="random draws per size (None: the config's)")
-    parser.add_argument("--systems", nargs="+", choices=["metanmt", "multinmt"],
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS,
                         help="only these systems (two processes can split the work)")
     parser.add_argument("--max-eval-sentences", type=int, help="decode only the first N test sentences")
     parser.add_argument("--splits", nargs="+", help="evaluate only these splits, e.g. test (None: every "
@@ -34,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
 def run(args: argparse.Namespace) -> int:
     from metanmt.train.pipeline import run_experiment
 
-    run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data, langs=args.langs,
-                   sizes=args.sizes, draws=args.draws, systems=args.systems, splits=args.splits,
-                   max_eval_sentences=args.max_eval_sentences, checkpoint=args.checkpoint,
+    run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data,
+                   langs=args.langs, sizes=args.sizes, draws=args.draws, systems=args.systems,
+                   splits=args.splits, max_eval_sentences=args.max_eval_sentences, checkpoint=args.checkpoint,
                    progress=not args.no_progress)
     return 0

@@ -1,4 +1,4 @@
-"""``metanmt finetune``: adapt a checkpoint to a language, on a prepared fine-tuning subset or on your own files."""
+"""``metanmt finetune``: adapt a checkpoint to a language, on a prepared fine-tuning subset or your files."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from metanmt.models.device import DEVICE_HELP, PRECISIONS
 from metanmt.models.seq2seq import PARAM_GROUPS
 from metanmt.train.config import FinetuneSection, TrainConfig
 
-HELP = ("Fine-tune a checkpoint on N target tokens (draw I) of a prepared language, or on your own pairs of any "
-        "language (--train-src/--train-tgt, --train-tsv or --train-hf), with early stopping on a dev set; "
-        "--tokens 0 saves the model unchanged for zero-shot evaluation.")
+DETAILS = ("Prepared: N target tokens (draw I) of a prepared language; yours: pairs of any language "
+           "(--train-src/--train-tgt, --train-tsv or --train-hf). Early stopping on a dev set; --tokens 0 "
+           "saves the model unchanged for zero-shot evaluation.")
 PREPARED_ONLY = ("tokens", "draw", "data")
 
 
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "639-1/639-3 code or BCP-47 tag (recorded in the checkpoint)")
     parser.add_argument("--output-dir", required=True, help="where to save the fine-tuned checkpoint")
     parser.add_argument("--params", choices=list(PARAM_GROUPS),
-                        help="parameters to fine-tune (lora: LoRA adapters, the checkpoint's own or fresh ones)")
+                        help="parameters to fine-tune (lora: LoRA adapters, the checkpoint's own or fresh "
+                             "ones)")
     parser.add_argument("--config", help="YAML config whose 'finetune' section sets lr, steps, patience (and "
                                          "whose train.mixed_precision is the default of --mixed-precision)")
     parser.add_argument("--lr", type=float, help="learning rate (overrides the config's finetune.lr)")
@@ -36,28 +37,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "train.mixed_precision, else no)")
     hub = parser.add_argument_group("sharing")
     hub.add_argument("--push-to-hub", metavar="REPO",
-                     help="after saving, upload the checkpoint to this Hugging Face Hub model repo (USER/NAME)")
+                     help="after saving, upload the checkpoint to this Hugging Face Hub model repo "
+                          "(USER/NAME)")
     hub.add_argument("--hub-private", action="store_true", help="create the hub repo as private")
     prepared = parser.add_argument_group("prepared data (a language of 'metanmt prepare')")
     prepared.add_argument("--tokens", type=int, help="fine-tuning subset size in English tokens")
     prepared.add_argument("--draw", type=int, help="which random draw of that size (unset: draw 0)")
     prepared.add_argument("--data", help="prepared data directory (default: the one the model records)")
     own = parser.add_argument_group(
-        "your own data", "training pairs as two line-aligned files, a TSV (source<TAB>English) or a Hugging Face "
-        "dataset (hub id, save_to_disk directory or json/jsonl/csv/parquet file); dev pairs the same way, else "
-        f"{DEV_SHARE:.0%} of the training pairs (at least 1) are held out with --seed")
+        "your own data",
+        "training pairs as two line-aligned files, a TSV (source<TAB>English) or a Hugging Face "
+        "dataset (hub id, save_to_disk directory or json/jsonl/csv/parquet file); dev pairs the same way, "
+        f"else {DEV_SHARE:.0%} of the training pairs (at least 1) are held out with --seed")
     for role in ("train", "dev"):
         own.add_argument(f"--{role}-src", metavar="FILE", help=f"{role} source sentences, one per line")
-        own.add_argument(f"--{role}-tgt", metavar="FILE", help=f"{role} English sentences, aligned with --{role}-src")
+        own.add_argument(f"--{role}-tgt", metavar="FILE",
+                         help=f"{role} English sentences, aligned with --{role}-src")
         own.add_argument(f"--{role}-tsv", metavar="FILE", help=f"{role} pairs as source<TAB>English lines")
-        own.add_argument(f"--{role}-hf", metavar="PATH_OR_ID", help=f"{role} pairs from a Hugging Face dataset")
+        own.add_argument(f"--{role}-hf", metavar="PATH_OR_ID",
+                         help=f"{role} pairs from a Hugging Face dataset")
     own.add_argument("--hf-config", help="dataset configuration name (load_dataset's name)")
     own.add_argument("--hf-split", default="train", help="split of --train-hf")
     own.add_argument("--dev-hf-split", help="split of --dev-hf (default: --hf-split)")
     own.add_argument("--src-field", help="dotted field of the source sentence (default: translation.LANG)")
     own.add_argument("--tgt-field", default="translation.en", help="dotted field of the English sentence")
     own.add_argument("--max-tokens", type=int,
-                     help="train on a random subset of about N English tokens (sacrebleu 13a), drawn with --seed")
+                     help="train on a random subset of about N English tokens (sacrebleu 13a), drawn with "
+                          "--seed")
 
 
 def _sources(args: argparse.Namespace) -> tuple[PairSource, PairSource]:
@@ -120,10 +126,12 @@ def _run_user_data(args: argparse.Namespace, train: PairSource, dev: PairSource,
 
     mixed = [f"--{name}" for name in PREPARED_ONLY if getattr(args, name) is not None]
     if mixed:
-        raise MetaNMTError(f"{', '.join(mixed)} select prepared data; with your own data use --max-tokens and --seed")
+        raise MetaNMTError(f"{', '.join(mixed)} select prepared data; with your own data use --max-tokens "
+                           "and --seed")
     if not train.given:
-        raise MetaNMTError("dev data was given but no training data: add --train-src/--train-tgt, --train-tsv "
-                           "or --train-hf")
+        raise MetaNMTError("dev data was given but no training data: add --train-src/--train-tgt, "
+                           "--train-tsv or --train-hf")
     request = UserDataRequest(language_tag(args.lang), train, dev, args.max_tokens, args.seed)
-    return finetune_user_data(args.model, request, args.output_dir, cfg, command=getattr(args, "_command_line", ""),
+    return finetune_user_data(args.model, request, args.output_dir, cfg,
+                              command=getattr(args, "_command_line", ""),
                               device=args.device, mixed_precision=precision)

@@ -2,9 +2,8 @@
 
 from metanmt.commands._training import add_training_arguments, run_training
 
-HELP = ("Meta-train the translation model over the training languages (FOMAML by default; MAML, Reptile); "
-        "keeps the checkpoint with the best post-adaptation validation BLEU in OUT/best. "
-        "Multi-GPU: accelerate launch -m metanmt meta-train ...; re-running the command resumes.")
+DETAILS = ("Keeps the checkpoint with the best post-adaptation validation BLEU in OUT/best; re-running the "
+           "command resumes. Multi-GPU: accelerate launch -m metanmt meta-train ...")
 
 
 def add_arguments(parser):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-HELP = "Clean, split, train the shared SentencePiece model and encode the corpora of a config."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config; its top-level 'data:' section is used")

@@ -2,8 +2,8 @@
 
 from metanmt.commands._training import add_training_arguments, run_training
 
-HELP = ("Train the multilingual baseline (MultiNMT) on the union of the training languages, with the same "
-        "sampling, token budget and validation-based selection as meta-training.")
+DETAILS = ("It trains on the union of the training languages, with the same sampling, token budget and "
+           "validation-based selection as meta-training.")
 
 
 def add_arguments(parser):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from metanmt.commands import experiment
 
-HELP = ("Run the main job end to end on the embedded offline demo corpus (Django's translation catalogs, "
-        "'pip install metanmt[demo]'): prepare -> meta-train -> pretrain -> fine-tune -> evaluate -> report.")
+DETAILS = ("The corpus is built offline from Django's translation catalogs ('pip install metanmt[demo]'): "
+           "prepare -> meta-train -> pretrain -> fine-tune -> evaluate -> report.")
 
 DEMO_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
 

@@ -6,16 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "Collect evaluations into report.json/report.md and the BLEU-vs-size plot."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", required=True, metavar="DIR",
                         help="directory searched recursively for result JSONs written by `metanmt evaluate`")
     parser.add_argument("--output-dir", required=True, metavar="OUT", help="where the report files go")
     parser.add_argument("--train-runs", nargs="+", metavar="RUN_DIR",
-                        help="training run directories (run.json + train_log.jsonl, e.g. OUT/metanmt OUT/multinmt):"
-                             " adds their validation BLEU and source gap against target tokens")
+                        help="training run directories (run.json + train_log.jsonl, e.g. OUT/metanmt "
+                             "OUT/multinmt): adds their validation BLEU and source gap against target tokens")
     parser.add_argument("--bootstrap-samples", type=int, default=1000,
                         help="resamples of the paired bootstrap test (MetaNMT vs MultiNMT)")
 

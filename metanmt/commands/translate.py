@@ -7,14 +7,12 @@ import sys
 
 from metanmt.models.device import DEVICE_HELP
 
-HELP = "Translate stdin (one sentence per line) to English with a checkpoint."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
     parser.add_argument("--lang", required=True, metavar="XX",
-                        help="language of the input: an ISO 639-1/639-3 code or BCP-47 tag (tags the source for "
-                             "mBART-50, M2M-100, NLLB and T5 models)")
+                        help="language of the input: an ISO 639-1/639-3 code or BCP-47 tag (tags the source "
+                             "for mBART-50, M2M-100, NLLB and T5 models)")
     parser.add_argument("--beam", type=int, default=4, help="beam size (1 = greedy)")
     parser.add_argument("--length-penalty", type=float, default=0.6,
                         help="exponent alpha: beam scores are divided by length**alpha")

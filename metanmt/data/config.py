@@ -1,4 +1,4 @@
-"""The ``data:`` section of a metanmt config: task split, corpora, cleaning, SentencePiece, fine-tuning subsets.
+"""The ``data:`` section of a config: task split, corpora, cleaning, SentencePiece, fine-tuning subsets.
 
 One YAML file drives the whole pipeline; only its top-level ``data:`` mapping belongs to ``prepare`` and
 only that mapping (with the source files' hashes) enters the cache key. Every mapping is checked for
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metanmt.data.corpora import make_corpus
 from metanmt.data.languages import source_language
+from metanmt.data.readers import make_corpus
 from metanmt.errors import MetaNMTError
 
 GROUPS = ("train", "valid", "test")
@@ -71,7 +71,7 @@ class CleanConfig:
 
 @dataclass(frozen=True)
 class SpmConfig:
-    """The shared SentencePiece model; ``sentences`` are drawn with language probability ∝ n^(1/temperature)."""
+    """The shared SentencePiece model; ``sentences`` drawn with language probability ∝ n^(1/temperature)."""
 
     vocab_size: int = 8000
     model_type: str = "unigram"
@@ -84,8 +84,8 @@ class SpmConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    """``from_pretrained``: encode with this Hugging Face tokenizer (a directory or hub id) instead of training
-    SentencePiece; training then starts from a model that uses it (``model.init_from``)."""
+    """``from_pretrained``: encode with this Hugging Face tokenizer (a directory or hub id) instead of
+    training SentencePiece; training then starts from a model that uses it (``model.init_from``)."""
 
     from_pretrained: str | None = None
 
@@ -192,7 +192,8 @@ def _plan(lang: str, group: str, settings: dict[str, Any], where: str) -> Langua
         raise MetaNMTError(f"{where}: no corpora listed for {lang!r} (set 'corpora:')")
     labels = [c.label for c in corpora]
     if len(set(labels)) != len(labels):
-        raise MetaNMTError(f"{where}: corpus labels must differ, got {labels}; add 'label:' to tell them apart")
+        raise MetaNMTError(f"{where}: corpus labels must differ, got {labels}; add 'label:' to tell them "
+                           "apart")
     eval_sets = {}
     for name, spec in _mapping(settings.get("eval_sets"), f"{where}.eval_sets").items():
         if not _SPLIT_NAME.match(str(name)) or name in IN_DOMAIN_SPLITS:
@@ -245,7 +246,8 @@ def _finetune(value: Any) -> FinetuneConfig:
     if not isinstance(tokens, list) or not tokens:
         raise MetaNMTError("data.finetune.tokens must be a non-empty list of English token counts")
     sizes = tuple(sorted({_int(t, "data.finetune.tokens[]") for t in tokens}))
-    return FinetuneConfig(tokens=sizes, draws=_int(mapping.get("draws", default.draws), "data.finetune.draws", 1))
+    return FinetuneConfig(tokens=sizes,
+                          draws=_int(mapping.get("draws", default.draws), "data.finetune.draws", 1))
 
 
 def load_config(config: str | Path | Mapping[str, Any]) -> DataConfig:

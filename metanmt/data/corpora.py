@@ -9,7 +9,7 @@ themselves (:meth:`Corpus.read`). Relative paths are resolved against the data r
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +44,8 @@ def read_lines(path: Path) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise MetaNMTError(f"{path}: line {line} is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+        raise MetaNMTError(f"{path}: line {line} is not valid UTF-8 "
+                           f"({err.reason} at byte {err.start})") from None
     text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -82,14 +83,15 @@ def read_tsv(path: Path, src_column: int = 0, tgt_column: int = 1, header: bool 
     return ParallelText(src, tgt, str(path))
 
 
-def _fill(template: str, lang: str, what: str) -> str | None:
+def _fill_template(template: str, lang: str, what: str) -> str | None:
     """``template`` with ``{lang}``-style fields filled in; None if it needs a code the language lacks."""
     fields = template_fields(lang)
     names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     unknown = names - set(TEMPLATE_FIELDS)
     if unknown:
         raise MetaNMTError(
-            f"{what} {template!r} uses unknown field(s) {sorted(unknown)}; known: {', '.join(TEMPLATE_FIELDS)}"
+            f"{what} {template!r} uses unknown field(s) {sorted(unknown)}; known: "
+            f"{', '.join(TEMPLATE_FIELDS)}"
         )
     if not names <= set(fields):
         return None
@@ -108,7 +110,8 @@ class Corpus:
         unknown = set(options) - set(self.defaults) - set(self.required)
         if unknown:
             allowed = sorted(set(self.defaults) | set(self.required))
-            raise MetaNMTError(f"corpus {self.kind!r}: unknown option(s) {sorted(unknown)}; allowed: {allowed}")
+            raise MetaNMTError(f"corpus {self.kind!r}: unknown option(s) {sorted(unknown)}; allowed: "
+                               f"{allowed}")
         missing = [key for key in self.required if key not in options]
         if missing:
             raise MetaNMTError(f"corpus {self.kind!r}: missing option(s) {missing}")
@@ -180,8 +183,8 @@ class TextCorpus(AlignedFilesCorpus):
     required: ClassVar[tuple[str, ...]] = ("src", "tgt")
 
     def paths(self, lang: str) -> tuple[Path, Path] | None:
-        src = _fill(self.options["src"], lang, "text corpus 'src'")
-        tgt = _fill(self.options["tgt"], lang, "text corpus 'tgt'")
+        src = _fill_template(self.options["src"], lang, "text corpus 'src'")
+        tgt = _fill_template(self.options["tgt"], lang, "text corpus 'tgt'")
         return None if src is None or tgt is None else (self.resolve(src), self.resolve(tgt))
 
 
@@ -193,7 +196,7 @@ class TsvCorpus(Corpus):
     defaults: ClassVar[dict[str, Any]] = {"src_column": 0, "tgt_column": 1, "header": False}
 
     def _path(self, lang: str) -> Path | None:
-        path = _fill(self.options["path"], lang, "tsv corpus 'path'")
+        path = _fill_template(self.options["path"], lang, "tsv corpus 'path'")
         return None if path is None else self.resolve(path)
 
     def covers(self, lang: str) -> bool:
@@ -264,7 +267,8 @@ class TatoebaChallenge(AlignedFilesCorpus):
 
     kind = "tatoeba_challenge"
     licence = "CC BY 2.0 FR"
-    defaults: ClassVar[dict[str, Any]] = {"root": "tatoeba_challenge/v2021-08-07", "prefix": "tatoeba-test-v2021-08-07"}
+    defaults: ClassVar[dict[str, Any]] = {"root": "tatoeba_challenge/v2021-08-07",
+                                          "prefix": "tatoeba-test-v2021-08-07"}
 
     def paths(self, lang: str) -> tuple[Path, Path] | None:
         code = template_fields(lang).get("tatoeba_challenge")
@@ -285,8 +289,9 @@ class WmtNewstest(AlignedFilesCorpus):
 
     kind = "wmt_newstest"
     licence = "WMT test sets, research use (no explicit licence)"
-    defaults: ClassVar[dict[str, Any]] = {"root": "wmt_newstest", "year": {"ro": 2016, "lv": 2017, "fi": 2017, "tr": 2017, "et": 2018,
-                                                 "lt": 2019}, "prefix": "newstest"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "root": "wmt_newstest", "prefix": "newstest",
+        "year": {"ro": 2016, "lv": 2017, "fi": 2017, "tr": 2017, "et": 2018, "lt": 2019}}
 
     def paths(self, lang: str) -> tuple[Path, Path] | None:
         year = self.options["year"]
@@ -356,15 +361,16 @@ class HFCorpus(Corpus):
     kind = "hf"
     licence = "see the dataset card"
     required: ClassVar[tuple[str, ...]] = ("path",)
-    defaults: ClassVar[dict[str, Any]] = {"name": None, "split": "train", "data_files": None, "revision": None,
-                "src_field": "translation.{lang}", "tgt_field": f"translation.{TARGET}"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "name": None, "split": "train", "data_files": None, "revision": None,
+        "src_field": "translation.{lang}", "tgt_field": f"translation.{TARGET}"}
 
     def _opt(self, key: str, lang: str) -> Any:
         value = self.options[key]
         if isinstance(value, str):
-            return _fill(value, lang, f"hf option {key!r}")
+            return _fill_template(value, lang, f"hf option {key!r}")
         if isinstance(value, list):
-            return [_fill(item, lang, f"hf option {key!r}") for item in value]
+            return [_fill_template(item, lang, f"hf option {key!r}") for item in value]
         return value
 
     def _local(self, value: str) -> Path | None:
@@ -395,7 +401,9 @@ class HFCorpus(Corpus):
         if not self.covers(lang):
             raise self._missing(lang)
         local = self._local(self._opt("path", lang))
-        found = sorted(p for p in local.rglob("*") if p.is_file()) if local is not None and local.is_dir() else []
+        found = []
+        if local is not None and local.is_dir():
+            found = sorted(p for p in local.rglob("*") if p.is_file())
         return found + self._data_files(lang)
 
     def identity(self, lang: str) -> str:
@@ -432,7 +440,8 @@ class HFDiskCorpus(HFCorpus):
     """A dataset saved with ``Dataset.save_to_disk`` (what ``data_scripts/hf_download.py`` writes)."""
 
     kind = "hf_disk"
-    defaults: ClassVar[dict[str, Any]] = {"split": "train", "src_field": "translation.{lang}", "tgt_field": f"translation.{TARGET}"}
+    defaults: ClassVar[dict[str, Any]] = {"split": "train", "src_field": "translation.{lang}",
+                                          "tgt_field": f"translation.{TARGET}"}
 
     def covers(self, lang: str) -> bool:
         path = self._opt("path", lang)
@@ -458,26 +467,3 @@ class HFDiskCorpus(HFCorpus):
 
     def where(self, lang: str) -> str:
         return str(self.resolve(self._opt("path", lang) or self.options["path"]))
-
-
-def _django_corpus() -> type[Corpus]:
-    from metanmt.data.demo import DjangoCorpus
-
-    return DjangoCorpus
-
-
-_BUILTIN: dict[str, type[Corpus]] = {cls.kind: cls for cls in (
-    TextCorpus, TsvCorpus, Flores200, Ntrex128, TatoebaLaser, TatoebaChallenge, WmtNewstest, KoreanNews,
-    HFCorpus, HFDiskCorpus)}
-_LAZY: dict[str, Callable[[], type[Corpus]]] = {"django": _django_corpus}
-CORPUS_KINDS = tuple(sorted([*_BUILTIN, *_LAZY]))
-
-
-def make_corpus(kind: str, options: Mapping[str, Any], data_root: Path | None) -> Corpus:
-    """The reader for a config entry; an unknown kind is an error listing the known ones."""
-    if kind in _BUILTIN:
-        return _BUILTIN[kind](options, data_root)
-    if kind in _LAZY:
-        return _LAZY[kind]()(options, data_root)
-    raise MetaNMTError(f"unknown corpus {kind!r}; known: {', '.join(CORPUS_KINDS)}")
-

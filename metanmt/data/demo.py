@@ -78,7 +78,8 @@ def django_root() -> Path:
     """The installed Django package folder (found without importing Django)."""
     spec = importlib.util.find_spec("django")
     if spec is None or not spec.submodule_search_locations:
-        raise MetaNMTError("the Django demo corpus needs Django's translation catalogs: pip install 'metanmt[demo]'")
+        raise MetaNMTError("the Django demo corpus needs Django's translation catalogs: pip install "
+                           "'metanmt[demo]'")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -96,8 +96,8 @@ _TABLE = [
 LANGUAGES: dict[str, Language] = {row[0]: Language(*row) for row in _TABLE}
 
 # The default task split of Gu et al. (2018).
-META_TRAIN_DEFAULT = ("bg", "cs", "da", "de", "el", "es", "et", "fr", "hu", "it", "lt", "nl", "pl", "pt", "sk",
-                      "sl", "sv", "ru")
+META_TRAIN_DEFAULT = ("bg", "cs", "da", "de", "el", "es", "et", "fr", "hu", "it", "lt", "nl", "pl", "pt",
+                      "sk", "sl", "sv", "ru")
 VALID_DEFAULT = ("ro", "lv")
 TEST_DEFAULT = ("fi", "tr", "ko")
 
@@ -126,8 +126,8 @@ def language_tag(tag: str) -> str:
     """Check the tag of a language the user brings data for: any ISO 639-1/639-3 code or BCP-47-looking tag
     (``ast``, ``qu``, ``gsw-CH``) is accepted as is; it is recorded, not looked up in the registry."""
     if not _TAG.fullmatch(tag):
-        raise MetaNMTError(f"--lang {tag!r} is not a language tag: give an ISO 639-1/639-3 code such as 'qu' or "
-                           f"'ast', or a BCP-47 tag such as 'gsw-CH'")
+        raise MetaNMTError(f"--lang {tag!r} is not a language tag: give an ISO 639-1/639-3 code such as 'qu' "
+                           "or 'ast', or a BCP-47 tag such as 'gsw-CH'")
     if tag.split("-")[0].lower() in (TARGET, "eng"):
         raise MetaNMTError(f"--lang {tag!r}: English is the target side of every task, not a source language")
     return tag

@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
 import sys
 import time
 import unicodedata
@@ -39,10 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from metanmt.atomic import atomic_dir
 from metanmt.data.config import CleanConfig, DataConfig, LanguagePlan, load_config
-from metanmt.data.corpora import Corpus, ParallelText, make_corpus
+from metanmt.data.corpora import Corpus, ParallelText
 from metanmt.data.languages import TARGET, language
 from metanmt.data.prepared import MANIFEST, read_manifest
+from metanmt.data.readers import make_corpus
 from metanmt.errors import MetaNMTError
 from metanmt.models import families
 
@@ -60,7 +60,8 @@ def normalize(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", text)).split())
 
 
-def clean_pairs(text: ParallelText, filters: CleanConfig | None) -> tuple[list[str], list[str], dict[str, int]]:
+def clean_pairs(text: ParallelText,
+                filters: CleanConfig | None) -> tuple[list[str], list[str], dict[str, int]]:
     """Normalise and filter one corpus read; ``filters=None`` only drops empty pairs (for test sets).
 
     The length-ratio filter compares each pair's log character-length ratio with the corpus median,
@@ -142,8 +143,8 @@ def _resolve(cfg: DataConfig, data_root: Path | None) -> dict[str, _Sources]:
                                f"has it ({looked})")
         if plan.test_from is not None and plan.test_from not in [label for label, _ in pool]:
             corpus = dict(missing)[plan.test_from]
-            raise MetaNMTError(f"{lang}: the in-domain test split is taken from {plan.test_from!r}, which has "
-                               f"no {lang}-en data (looked for {corpus.where(lang)})")
+            raise MetaNMTError(f"{lang}: the in-domain test split is taken from {plan.test_from!r}, which "
+                               f"has no {lang}-en data (looked for {corpus.where(lang)})")
         evals = {}
         for name, spec in plan.eval_sets.items():
             corpus = make_corpus(spec.kind, spec.options, data_root)
@@ -202,12 +203,13 @@ class _Reporter:
     def bar(self, items: Any, desc: str) -> Any:
         if not self.enabled:
             return items
-        from tqdm.auto import tqdm
+        from metanmt.progress import progress_bar
 
-        return tqdm(items, desc=f"[prepare] {desc}", file=sys.stderr, leave=False)
+        return progress_bar(items, desc=f"[prepare] {desc}", file=sys.stderr, leave=False)
 
 
-def _read_pool(sources: _Sources, filters: CleanConfig) -> tuple[_Split, list[str], dict[str, dict[str, int]]]:
+def _read_pool(sources: _Sources,
+               filters: CleanConfig) -> tuple[_Split, list[str], dict[str, dict[str, int]]]:
     """The cleaned, deduplicated pool of a language: pairs, their corpus labels, per-corpus statistics."""
     seen: set[tuple[str, str]] = set()
     pool = _Split([], [])
@@ -224,7 +226,8 @@ def _read_pool(sources: _Sources, filters: CleanConfig) -> tuple[_Split, list[st
             pool.src.append(s)
             pool.tgt.append(t)
             labels.append(label)
-        counts["kept"] = counts["read"] - counts["empty"] - counts["overlong"] - counts["ratio"] - counts["duplicate"]
+        dropped = ("empty", "overlong", "ratio", "duplicate")
+        counts["kept"] = counts["read"] - sum(counts[key] for key in dropped)
         stats[label] = counts
     return pool, labels, stats
 
@@ -241,7 +244,8 @@ def _split_language(plan: LanguagePlan, pool: _Split, labels: list[str], test: l
     """dev and train of one language from its pool minus the test pairs and every leaking pair."""
     held = set(test)
     rest = [i for i in range(len(pool.src)) if i not in held]
-    clean = [i for i in rest if leak_key(pool.tgt[i]) not in test_en and leak_key(pool.src[i]) not in test_src]
+    clean = [i for i in rest
+             if leak_key(pool.tgt[i]) not in test_en and leak_key(pool.src[i]) not in test_src]
     leaked = len(rest) - len(clean)
     if plan.dev_pairs > len(clean):
         raise MetaNMTError(f"{plan.lang}: dev_pairs is {plan.dev_pairs} but only {len(clean)} pairs are left "
@@ -305,21 +309,26 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 def _summary(manifest: dict[str, Any]) -> str:
     """The end-of-run table: pairs per split and target tokens per language, with totals."""
-    header = "| lang | group | corpora | train | dev | test | other eval sets | train src tok | train tgt tok |"
+    header = ("| lang | group | corpora | train | dev | test | other eval sets | train src tok "
+              "| train tgt tok |")
     rows = [header, "|" + "---|" * 9]
     totals = [0, 0, 0, 0, 0]
     for lang, task in manifest["tasks"].items():
         splits = task["splits"]
         train, dev = splits["train"], splits["dev"]
         test = splits.get("test", {}).get("pairs", 0)
-        others = ", ".join(f"{name} {splits[name]['pairs']}" for name in task["eval_splits"] if name != "test")
+        others = ", ".join(f"{name} {splits[name]['pairs']}"
+                           for name in task["eval_splits"] if name != "test")
         rows.append(f"| {lang} | {task['group']} | {'+'.join(task['corpora'])} | {train['pairs']} | "
-                    f"{dev['pairs']} | {test} | {others or '-'} | {train['src_tokens']} | {train['tgt_tokens']} |")
-        for i, value in enumerate((train["pairs"], dev["pairs"], test, train["src_tokens"], train["tgt_tokens"])):
+                    f"{dev['pairs']} | {test} | {others or '-'} | {train['src_tokens']} | "
+                    f"{train['tgt_tokens']} |")
+        for i, value in enumerate((train["pairs"], dev["pairs"], test, train["src_tokens"],
+                                   train["tgt_tokens"])):
             totals[i] += value
     rows.append(f"| **all** | | | {totals[0]} | {totals[1]} | {totals[2]} | | {totals[3]} | {totals[4]} |")
-    lines = [f"# Prepared data ({len(manifest['tasks'])} languages)", "", *rows, "", _vocabulary_line(manifest),
-             f"Leaking pairs removed from dev/train: {sum(t['leak_removed'] for t in manifest['tasks'].values())}."]
+    leaked = sum(t["leak_removed"] for t in manifest["tasks"].values())
+    lines = [f"# Prepared data ({len(manifest['tasks'])} languages)", "", *rows, "",
+             _vocabulary_line(manifest), f"Leaking pairs removed from dev/train: {leaked}."]
     finetune = manifest["finetune"]
     if finetune["subsets"]:
         lines += ["", f"Fine-tuning subsets ({finetune['unit']}), pairs per draw:", "",
@@ -379,9 +388,11 @@ def _pretrained_encoder(tokenizer: Any, source: str, out: Path
 def _vocabulary_line(manifest: dict[str, Any]) -> str:
     if "tokenizer" in manifest:
         tok = manifest["tokenizer"]
-        return f"Tokenizer: {tok['class']} of {tok['from_pretrained']} ({tok['size']} ids, identity {tok['identity']})."
+        return (f"Tokenizer: {tok['class']} of {tok['from_pretrained']} "
+                f"({tok['size']} ids, identity {tok['identity']}).")
     spm = manifest["spm"]
-    return (f"SentencePiece: {spm['model_type']}, {spm['vocab_size']} pieces (asked {spm['vocab_size_requested']}),"
+    return (f"SentencePiece: {spm['model_type']}, {spm['vocab_size']} pieces (asked "
+            f"{spm['vocab_size_requested']}),"
             f" trained on {spm['training_sentences']} sentences sampled at temperature {spm['temperature']}.")
 
 
@@ -389,77 +400,109 @@ def _build(cfg: DataConfig, resolved: dict[str, _Sources], out: Path, report: _R
            tokenizer: Any = None) -> dict[str, Any]:
     """Write everything under ``out`` (a fresh folder) and return the manifest (without source info);
     ``tokenizer``: a pretrained one to encode with instead of training SentencePiece."""
-    pools: dict[str, tuple[_Split, list[str], dict[str, dict[str, int]]]] = {}
-    tests: dict[str, list[int]] = {}
-    evals: dict[str, dict[str, _Split]] = {}
-    eval_stats: dict[str, dict[str, dict[str, int]]] = {}
-    for lang in report.bar(list(resolved), "reading and cleaning"):
-        sources = resolved[lang]
-        pools[lang] = _read_pool(sources, cfg.clean)
-        for label in sources.missing:
-            report.say(f"warning: corpus {label!r} has no {lang}-en data; using {[l for l, _ in sources.pool]}")
-        tests[lang] = _choose_test(sources.plan, pools[lang][0], pools[lang][1], cfg.seed)
-        evals[lang], eval_stats[lang] = {}, {}
-        for name, corpus in sources.evals.items():
-            src, tgt, stats = clean_pairs(corpus.read(lang), None)
-            evals[lang][name] = _Split(src, tgt, {name: len(src)})
-            eval_stats[lang][name] = stats
-
-    test_en: set[str] = set()
-    for lang, (pool, _, _) in pools.items():
-        test_en.update(leak_key(pool.tgt[i]) for i in tests[lang])
-        for split in evals[lang].values():
-            test_en.update(map(leak_key, split.tgt))
-
-    splits: dict[str, dict[str, _Split]] = {}
-    leaked: dict[str, int] = {}
-    for lang, (pool, labels, _) in pools.items():
-        test_src = {leak_key(pool.src[i]) for i in tests[lang]}
-        for split in evals[lang].values():
-            test_src.update(map(leak_key, split.src))
-        splits[lang], leaked[lang] = _split_language(cfg.plans[lang], pool, labels, tests[lang], cfg.seed,
-                                                     test_en, test_src)
-        splits[lang].update(evals[lang])
-        if cfg.plans[lang].group == "train" and not splits[lang]["train"].src:
-            raise MetaNMTError(f"no training data left for {lang!r} after cleaning, holding out dev/test and "
-                               f"removing leaking pairs (cleaning: {pools[lang][2]})")
-
+    read = _read_and_clean(cfg, resolved, report)
+    splits, leaked = _split_without_leaks(cfg, read)
     # fine-tuning subsets before the slow SentencePiece training, so a size error comes early
     finetune_langs = [lang for lang in splits if cfg.plans[lang].group in ("valid", "test")]
-    subsets = {lang: finetune_subsets(lang, splits[lang]["train"].tgt, cfg.finetune.tokens, cfg.finetune.draws,
-                                      cfg.seed) for lang in report.bar(finetune_langs, "fine-tuning subsets")}
-
+    subsets = {lang: finetune_subsets(lang, splits[lang]["train"].tgt, cfg.finetune.tokens,
+                                      cfg.finetune.draws, cfg.seed)
+               for lang in report.bar(finetune_langs, "fine-tuning subsets")}
     if tokenizer is None:
         encode_split, vocabulary = _spm_encoder(cfg, splits, out, report)
     else:
         encode_split, vocabulary = _pretrained_encoder(tokenizer, cfg.tokenizer.from_pretrained, out)
-
     tasks: dict[str, Any] = {}
     for lang in report.bar(list(splits), "encoding"):
-        folder = out / "tasks" / lang
-        folder.mkdir(parents=True)
-        task_splits = {}
-        for name, split in splits[lang].items():
-            src_ids, src_offsets, tgt_ids, tgt_offsets = encode_split(lang, split)
-            np.savez(folder / f"{name}.npz", src_ids=src_ids, src_offsets=src_offsets, tgt_ids=tgt_ids,
-                     tgt_offsets=tgt_offsets)
-            _write_lines(folder / f"{name}.{lang}", split.src)
-            _write_lines(folder / f"{name}.{TARGET}", split.tgt)
-            task_splits[name] = {"pairs": len(split.src), "src_tokens": int(src_offsets[-1]),
-                                 "tgt_tokens": int(tgt_offsets[-1]), "origins": split.origins,
-                                 "files": [f"tasks/{lang}/{name}.npz", f"tasks/{lang}/{name}.{lang}",
-                                           f"tasks/{lang}/{name}.{TARGET}"]}
-        plan = cfg.plans[lang]
-        tasks[lang] = {
-            "group": plan.group, "name": f"{lang}-{TARGET}", "corpora": [label for label, _ in resolved[lang].pool],
-            "missing_corpora": resolved[lang].missing, "splits": task_splits,
-            "eval_splits": (["test"] if "test" in task_splits else []) + list(evals[lang]),
-            "cleaning": pools[lang][2], "eval_cleaning": eval_stats[lang], "leak_removed": leaked[lang],
-        }
-
+        task_splits = _write_splits(out / "tasks" / lang, lang, splits[lang], encode_split)
+        tasks[lang] = _task_entry(cfg.plans[lang], resolved[lang], read, lang, task_splits, leaked[lang])
     for lang, (arrays, _) in subsets.items():
         np.savez(out / "tasks" / lang / "finetune.npz", **arrays)
+    return _manifest(cfg, tasks, vocabulary, subsets)
 
+
+@dataclass
+class _Read:
+    """Every language's cleaned pool (pairs, corpus labels, statistics), its test picks and eval sets."""
+
+    pools: dict[str, tuple[_Split, list[str], dict[str, dict[str, int]]]] = field(default_factory=dict)
+    tests: dict[str, list[int]] = field(default_factory=dict)
+    evals: dict[str, dict[str, _Split]] = field(default_factory=dict)
+    eval_stats: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+
+def _read_and_clean(cfg: DataConfig, resolved: dict[str, _Sources], report: _Reporter) -> _Read:
+    """Phase 1: read and clean every corpus, pick each language's test pairs."""
+    read = _Read()
+    for lang in report.bar(list(resolved), "reading and cleaning"):
+        sources = resolved[lang]
+        read.pools[lang] = _read_pool(sources, cfg.clean)
+        for label in sources.missing:
+            report.say(f"warning: corpus {label!r} has no {lang}-en data; using "
+                       f"{[l for l, _ in sources.pool]}")
+        read.tests[lang] = _choose_test(sources.plan, read.pools[lang][0], read.pools[lang][1], cfg.seed)
+        read.evals[lang], read.eval_stats[lang] = {}, {}
+        for name, corpus in sources.evals.items():
+            src, tgt, stats = clean_pairs(corpus.read(lang), None)
+            read.evals[lang][name] = _Split(src, tgt, {name: len(src)})
+            read.eval_stats[lang][name] = stats
+    return read
+
+
+def _split_without_leaks(cfg: DataConfig, read: _Read) -> tuple[dict[str, dict[str, _Split]], dict[str, int]]:
+    """Phase 2: every language's splits, and how many train/dev pairs were dropped because their English
+    (of any language's test sets) or their source (of their own test sets) is in a test set."""
+    test_en: set[str] = set()
+    for lang, (pool, _, _) in read.pools.items():
+        test_en.update(leak_key(pool.tgt[i]) for i in read.tests[lang])
+        for split in read.evals[lang].values():
+            test_en.update(map(leak_key, split.tgt))
+    splits: dict[str, dict[str, _Split]] = {}
+    leaked: dict[str, int] = {}
+    for lang, (pool, labels, stats) in read.pools.items():
+        test_src = {leak_key(pool.src[i]) for i in read.tests[lang]}
+        for split in read.evals[lang].values():
+            test_src.update(map(leak_key, split.src))
+        splits[lang], leaked[lang] = _split_language(cfg.plans[lang], pool, labels, read.tests[lang],
+                                                     cfg.seed, test_en, test_src)
+        splits[lang].update(read.evals[lang])
+        if cfg.plans[lang].group == "train" and not splits[lang]["train"].src:
+            raise MetaNMTError(f"no training data left for {lang!r} after cleaning, holding out dev/test and "
+                               f"removing leaking pairs (cleaning: {stats})")
+    return splits, leaked
+
+
+def _write_splits(folder: Path, lang: str, splits: dict[str, _Split], encode_split) -> dict[str, Any]:
+    """Phase 3: encode and write one language's splits (ids as .npz, text as lines); their manifest
+    entries."""
+    folder.mkdir(parents=True)
+    written = {}
+    for name, split in splits.items():
+        src_ids, src_offsets, tgt_ids, tgt_offsets = encode_split(lang, split)
+        np.savez(folder / f"{name}.npz", src_ids=src_ids, src_offsets=src_offsets, tgt_ids=tgt_ids,
+                 tgt_offsets=tgt_offsets)
+        _write_lines(folder / f"{name}.{lang}", split.src)
+        _write_lines(folder / f"{name}.{TARGET}", split.tgt)
+        written[name] = {"pairs": len(split.src), "src_tokens": int(src_offsets[-1]),
+                         "tgt_tokens": int(tgt_offsets[-1]), "origins": split.origins,
+                         "files": [f"tasks/{lang}/{name}.npz", f"tasks/{lang}/{name}.{lang}",
+                                   f"tasks/{lang}/{name}.{TARGET}"]}
+    return written
+
+
+def _task_entry(plan: LanguagePlan, sources: _Sources, read: _Read, lang: str, task_splits: dict[str, Any],
+                leaked: int) -> dict[str, Any]:
+    """A language's manifest entry: its group, corpora, splits and what cleaning and leak removal did."""
+    return {
+        "group": plan.group, "name": f"{lang}-{TARGET}",
+        "corpora": [label for label, _ in sources.pool],
+        "missing_corpora": sources.missing, "splits": task_splits,
+        "eval_splits": (["test"] if "test" in task_splits else []) + list(read.evals[lang]),
+        "cleaning": read.pools[lang][2], "eval_cleaning": read.eval_stats[lang], "leak_removed": leaked,
+    }
+
+
+def _manifest(cfg: DataConfig, tasks: dict[str, Any], vocabulary: dict[str, Any],
+              subsets: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "seed": cfg.seed,
@@ -485,19 +528,25 @@ def _pretrained_tokenizer(cfg: DataConfig) -> Any:
     return None if source is None else load_tokenizer(source)
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Put the finished ``tmp`` folder in place of ``out``; the old folder is removed only afterwards."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old.exists():
-            os.replace(old, out)
-        raise
-    if old.exists():
-        shutil.rmtree(old)
+def _up_to_date(out: Path, cache_key: str, config_hash: str, overwrite: bool, report: _Reporter) -> bool:
+    """Whether ``out`` already holds this build; an error if it holds something a build must not replace."""
+    existing = read_manifest(out) if out.is_dir() else None
+    if existing is not None and existing.get("cache_key") == cache_key:
+        report.say(f"{out} is up to date (same config and source files): reusing it")
+        return True
+    if out.exists() and not overwrite:
+        if not out.is_dir():
+            raise MetaNMTError(f"{out} exists and is not a directory")
+        if existing is None and any(out.iterdir()):
+            raise MetaNMTError(f"{out} is not empty and holds no prepared data; choose another --output-dir "
+                               "or pass --overwrite")
+        if existing is not None and existing.get("config_hash") != config_hash:
+            raise MetaNMTError(f"{out} holds data prepared from a different config (data section "
+                               f"{str(existing.get('config_hash'))[:12]} vs {config_hash[:12]}); pass "
+                               "--overwrite to replace it, or choose another --output-dir")
+        if existing is not None:
+            report.say(f"source files changed since {out} was prepared: rebuilding it")
+    return False
 
 
 def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None, output_dir: str | Path,
@@ -524,29 +573,10 @@ def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None
     identity = {} if tokenizer is None else {"tokenizer": families.tokenizer_identity(tokenizer)}
     cache_key = _digest({"format_version": FORMAT_VERSION, "data": cfg.section, "sources": keyed, **identity})
 
-    existing = read_manifest(out) if out.is_dir() else None
-    if existing is not None and existing.get("cache_key") == cache_key:
-        report.say(f"{out} is up to date (same config and source files): reusing it")
+    if _up_to_date(out, cache_key, config_hash, overwrite, report):
         return out
-    if out.exists() and not overwrite:
-        if not out.is_dir():
-            raise MetaNMTError(f"{out} exists and is not a directory")
-        if existing is None and any(out.iterdir()):
-            raise MetaNMTError(f"{out} is not empty and holds no prepared data; choose another --output-dir or "
-                               f"pass --overwrite")
-        if existing is not None and existing.get("config_hash") != config_hash:
-            raise MetaNMTError(f"{out} holds data prepared from a different config (data section "
-                               f"{str(existing.get('config_hash'))[:12]} vs {config_hash[:12]}); pass --overwrite "
-                               f"to replace it, or choose another --output-dir")
-        if existing is not None:
-            report.say(f"source files changed since {out} was prepared: rebuilding it")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_dir(out) as tmp:
         manifest = _build(cfg, resolved, tmp, report, tokenizer)
         manifest.update({"cache_key": cache_key, "config_hash": config_hash, "config": cfg.section,
                          "data_root": None if root is None else str(root.resolve()), "sources": sources,
@@ -555,12 +585,9 @@ def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None
 
         manifest["metanmt_version"] = __version__
         summary = _summary(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
         (tmp / SUMMARY).write_text(summary, encoding="utf-8")
-        _replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     report.say(f"done in {time.perf_counter() - started:.1f} s: {out}")
     if on_summary is not None:
         on_summary(summary)

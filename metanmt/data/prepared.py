@@ -1,4 +1,4 @@
-"""Reading a folder written by ``metanmt prepare``: encoded pairs per language and split, subsets, the spm model.
+"""Reading a folder written by ``metanmt prepare``: encoded pairs per language and split, subsets, spm model.
 
 Arrays are loaded lazily, per (language, split), the first time they are asked for.
 """
@@ -61,8 +61,10 @@ class EncodedPairs:
         if len(tgt_offsets) - 1 != n or len(src_text) != n or len(tgt_text) != n:
             raise MetaNMTError(f"{name or 'pairs'}: inconsistent sizes (src ids {n}, tgt ids "
                                f"{len(tgt_offsets) - 1}, src text {len(src_text)}, tgt text {len(tgt_text)})")
-        self._src_ids, self._src_offsets = np.asarray(src_ids, dtype=np.int32), np.asarray(src_offsets, np.int64)
-        self._tgt_ids, self._tgt_offsets = np.asarray(tgt_ids, dtype=np.int32), np.asarray(tgt_offsets, np.int64)
+        self._src_ids, self._src_offsets = np.asarray(src_ids,
+                                                      dtype=np.int32), np.asarray(src_offsets, np.int64)
+        self._tgt_ids, self._tgt_offsets = np.asarray(tgt_ids,
+                                                      dtype=np.int32), np.asarray(tgt_offsets, np.int64)
         self.src_text = src_text
         self.tgt_text = tgt_text
         self.name = name
@@ -142,7 +144,8 @@ class PreparedData:
         except (KeyError, TypeError) as err:
             raise MetaNMTError(f"{root / MANIFEST} is not a metanmt manifest (missing {err})") from None
         if self.spm_path is not None and not self.spm_path.is_file():
-            raise MetaNMTError(f"prepared data is damaged: the SentencePiece model {self.spm_path} is missing")
+            raise MetaNMTError(f"prepared data is damaged: the SentencePiece model {self.spm_path} "
+                               "is missing")
         self._pairs: dict[tuple[str, str], EncodedPairs] = {}
         self._subsets: dict[str, Any] = {}
 
@@ -174,25 +177,26 @@ class PreparedData:
         return list(self._task(lang)["splits"])
 
     def eval_splits(self, lang: str) -> list[str]:
-        """Test-like splits of ``lang``: ``test`` (in-domain) first, then out-of-domain sets (``test_wmt``...)."""
+        """Test-like splits of ``lang``: ``test`` (in-domain) first, then out-of-domain (``test_wmt``...)."""
         return list(self._task(lang)["eval_splits"])
 
     def pairs(self, lang: str, split: str) -> EncodedPairs:
         """The encoded pairs of ``lang`` in ``split`` (loaded once, then cached)."""
         task = self._task(lang)
         if split not in task["splits"]:
-            raise MetaNMTError(f"{lang} has no split {split!r} in {self.root}; it has {', '.join(task['splits'])}")
+            raise MetaNMTError(f"{lang} has no split {split!r} in {self.root}; it has "
+                               f"{', '.join(task['splits'])}")
         key = (lang, split)
         if key not in self._pairs:
             folder = self.root / "tasks" / lang
             arrays = self._npz(folder / f"{split}.npz", ("src_ids", "src_offsets", "tgt_ids", "tgt_offsets"))
             src_text = _read_text(folder / f"{split}.{lang}")
             tgt_text = _read_text(folder / f"{split}.en")
-            pairs = EncodedPairs(arrays["src_ids"], arrays["src_offsets"], arrays["tgt_ids"], arrays["tgt_offsets"],
-                                 src_text, tgt_text, name=f"{lang}-en/{split}")
+            pairs = EncodedPairs(arrays["src_ids"], arrays["src_offsets"], arrays["tgt_ids"],
+                                 arrays["tgt_offsets"], src_text, tgt_text, name=f"{lang}-en/{split}")
             if len(pairs) != task["splits"][split]["pairs"]:
-                raise MetaNMTError(f"prepared data is damaged: {folder / split}.* hold {len(pairs)} pairs, the "
-                                   f"manifest says {task['splits'][split]['pairs']}")
+                raise MetaNMTError(f"prepared data is damaged: {folder / split}.* hold {len(pairs)} pairs, "
+                                   f"the manifest says {task['splits'][split]['pairs']}")
             self._pairs[key] = pairs
         return self._pairs[key]
 
@@ -230,6 +234,7 @@ class PreparedData:
         import sentencepiece as spm
 
         if self.spm_path is None:
-            raise MetaNMTError(f"{self.root} was encoded with {self.pretrained_tokenizer['from_pretrained']}'s "
+            raise MetaNMTError(f"{self.root} was encoded with "
+                               f"{self.pretrained_tokenizer['from_pretrained']}'s "
                                "tokenizer, not a SentencePiece model of its own")
         return spm.SentencePieceProcessor(model_file=str(self.spm_path))

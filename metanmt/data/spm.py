@@ -1,4 +1,4 @@
-"""The shared SentencePiece model: temperature-sampled training text, fixed special ids, encoding to arrays."""
+"""The shared SentencePiece model: temperature-sampled training text, fixed special ids, encoding."""
 
 from __future__ import annotations
 

@@ -47,8 +47,8 @@ class PairSource:
     def check(self) -> None:
         """One form only, and aligned files come in twos."""
         r = self.role
-        forms = [name for name, used in ((f"--{r}-src/--{r}-tgt", self.src or self.tgt), (f"--{r}-tsv", self.tsv),
-                                         (f"--{r}-hf", self.hf)) if used]
+        forms = [name for name, used in ((f"--{r}-src/--{r}-tgt", self.src or self.tgt),
+                                         (f"--{r}-tsv", self.tsv), (f"--{r}-hf", self.hf)) if used]
         if len(forms) > 1:
             raise MetaNMTError(f"give the {r} data one way, not as {' and '.join(forms)}")
         if bool(self.src) != bool(self.tgt):
@@ -67,7 +67,8 @@ class PairSource:
         if self.tsv:
             return read_tsv(Path(self.tsv))
         if self.hf:
-            return read_hf_rows(_load_hf(self), self.src_field or f"translation.{lang}", self.tgt_field, self.hf)
+            return read_hf_rows(_load_hf(self), self.src_field or f"translation.{lang}", self.tgt_field,
+                                self.hf)
         return read_aligned(Path(str(self.src)), Path(str(self.tgt)))
 
 
@@ -81,9 +82,10 @@ def _load_hf(source: PairSource) -> Any:
             return select_split(datasets.load_from_disk(str(path)), source.hf_split, str(path))
         if path.is_file():
             if path.suffix not in DATA_FILE_BUILDERS:
-                raise MetaNMTError(f"{path}: not a dataset file ({', '.join(DATA_FILE_BUILDERS)}); for tab-separated "
-                                   f"text use --{source.role}-tsv")
-            return datasets.load_dataset(DATA_FILE_BUILDERS[path.suffix], data_files=str(path), split=source.hf_split)
+                raise MetaNMTError(f"{path}: not a dataset file ({', '.join(DATA_FILE_BUILDERS)}); for "
+                                   f"tab-separated text use --{source.role}-tsv")
+            return datasets.load_dataset(DATA_FILE_BUILDERS[path.suffix], data_files=str(path),
+                                         split=source.hf_split)
         return datasets.load_dataset(str(source.hf), name=source.hf_config, split=source.hf_split)
     except (OSError, ValueError, ConnectionError) as err:
         raise MetaNMTError(f"cannot load Hugging Face dataset {source.hf}: {err}") from None
@@ -120,8 +122,8 @@ def read_pairs(source: PairSource, lang: str) -> tuple[list[str], list[str]]:
     text = source.read(lang)
     src, tgt, stats = clean_pairs(text, None)
     if not src:
-        raise MetaNMTError(f"{text.origin}: no sentence pairs ({stats['read']} read, {stats['empty']} with an "
-                           f"empty side)")
+        raise MetaNMTError(f"{text.origin}: no sentence pairs ({stats['read']} read, {stats['empty']} with "
+                           "an empty side)")
     return src, tgt
 
 
@@ -135,7 +137,7 @@ def hold_out(n: int, seed: int, origin: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_subset(lang: str, english: list[str], max_tokens: int, seed: int) -> np.ndarray:
-    """Indices of a random subset of about ``max_tokens`` English tokens, as ``metanmt prepare`` draws them."""
+    """Indices of a random subset of about ``max_tokens`` English tokens, as ``metanmt prepare`` draws."""
     from metanmt.data.prepare import finetune_subsets
 
     if max_tokens < 1:
@@ -149,7 +151,7 @@ def draw_subset(lang: str, english: list[str], max_tokens: int, seed: int) -> np
 
 
 def count_overlap(dev_src: list[str], train_src: list[str]) -> int:
-    """Dev pairs whose source also occurs in training (case and punctuation ignored, as leakage is checked)."""
+    """Dev pairs whose source also occurs in training (case and punctuation ignored, as for leakage)."""
     from metanmt.data.prepare import leak_key
 
     seen = {leak_key(s) for s in train_src}
@@ -157,7 +159,7 @@ def count_overlap(dev_src: list[str], train_src: list[str]) -> int:
 
 
 def pairs_sha256(src: list[str], tgt: list[str]) -> str:
-    """sha256 of the pairs as UTF-8 lines ``source<TAB>English<LF>``: anyone can recompute it from the data."""
+    """sha256 of the pairs as UTF-8 lines ``source<TAB>English<LF>``: anyone can recompute it."""
     digest = hashlib.sha256()
     for s, t in zip(src, tgt, strict=True):
         digest.update(f"{s}\t{t}\n".encode())
@@ -181,7 +183,7 @@ def to_stderr(message: str) -> None:
 
 def _train_and_dev(request: UserDataRequest, say: Callable[[str], None]
                    ) -> tuple[list[str], list[str], list[str], list[str], int]:
-    """Training and dev pairs (src, tgt, dev src, dev tgt) and how many dev pairs were held out of training."""
+    """Training and dev pairs (src, tgt, dev src, dev tgt), and how many dev pairs were held out."""
     src, tgt = read_pairs(request.train, request.lang)
     if request.dev.given:
         return src, tgt, *read_pairs(request.dev, request.lang), 0
@@ -203,8 +205,8 @@ def load_user_data(tokenizer: Any, request: UserDataRequest, max_length: int,
         src, tgt = [src[i] for i in chosen], [tgt[i] for i in chosen]
     overlap = count_overlap(dev_src, src)
     if overlap:
-        say(f"warning: {overlap} of {len(dev_src)} dev pairs have a source sentence that is also in the training "
-            f"data: the dev loss used for early stopping is optimistic")
+        say(f"warning: {overlap} of {len(dev_src)} dev pairs have a source sentence that is also in the "
+            "training data: the dev loss used for early stopping is optimistic")
     lang = request.lang
     return UserData(train=encode_pairs(tokenizer, src, tgt, max_length, f"{lang}-en/train", lang),
                     dev=encode_pairs(tokenizer, dev_src, dev_tgt, max_length, f"{lang}-en/dev", lang),

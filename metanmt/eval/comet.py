@@ -44,9 +44,10 @@ class Comet:
 
     def score(self, sources: list[str], hypotheses: list[str], references: list[str], gpus: int
               ) -> dict[str, Any]:
-        """The result's COMET fields: the system score against the first reference set, or why it is absent."""
+        """The result's COMET fields: the score against the first reference set, or why it is absent."""
         if self.model is None:
             return {"comet": None, "comet_absent": self.absent}
-        samples = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
+        samples = [{"src": s, "mt": h, "ref": r} for s, h,
+                   r in zip(sources, hypotheses, references, strict=True)]
         output = self.model.predict(samples, gpus=gpus, progress_bar=False)
         return {"comet": float(output.system_score), "comet_model": self.path}

@@ -8,19 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from metanmt.atomic import atomic_path
 from metanmt.errors import MetaNMTError
-from metanmt.eval.files import atomic_path
 
 CURVES_FILE = "training_curves.png"
 
 
 def read_training_runs(run_dirs: list[str | Path]) -> dict[str, list[dict[str, Any]]]:
-    """``{system: validation records}`` of training run directories (each holds run.json + train_log.jsonl)."""
+    """``{system: validation records}`` of training run directories (run.json + train_log.jsonl each)."""
     runs: dict[str, list[dict[str, Any]]] = {}
     for run_dir in map(Path, run_dirs):
         info, log = run_dir / "run.json", run_dir / "train_log.jsonl"
         if not (info.is_file() and log.is_file()):
-            raise MetaNMTError(f"{run_dir} is not a training run directory (needs run.json and train_log.jsonl)")
+            raise MetaNMTError(f"{run_dir} is not a training run directory (needs run.json and "
+                               "train_log.jsonl)")
         system = json.loads(info.read_text(encoding="utf-8"))["system"]
         records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
         runs[system] = [_validation(r) for r in records if "valid_bleu" in r]
@@ -33,7 +34,8 @@ def _validation(record: dict[str, Any]) -> dict[str, Any]:
             "valid_chrf": record["valid_bleu"].get("chrf_mean"), "source_gap": gap.get("gap")}
 
 
-def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: str | Path, names: dict[str, str]) -> bool:
+def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: str | Path,
+                         names: dict[str, str]) -> bool:
     """Validation BLEU and source gap against target tokens, one line per system; False if nothing to plot."""
     from matplotlib.figure import Figure
 

@@ -26,7 +26,8 @@ def _mismatched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def source_gap(model, pairs: EncodedPairs | Sequence[EncodedPairs], max_tokens: int = 2000) -> dict[str, float]:
+def source_gap(model, pairs: EncodedPairs | Sequence[EncodedPairs],
+               max_tokens: int = 2000) -> dict[str, float]:
     """``{"loss", "shuffled_loss", "gap"}``: token-weighted cross-entropy of ``pairs`` with the true and
     with mismatched sources, and their difference. Deterministic; batches of one sentence are skipped
     (nothing to mismatch)."""

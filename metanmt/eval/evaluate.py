@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from metanmt.atomic import write_lines_atomic, write_text_atomic
 from metanmt.data.prepared import EncodedPairs
 from metanmt.errors import MetaNMTError
 from metanmt.eval.comet import Comet
-from metanmt.eval.files import write_lines_atomic, write_text_atomic
 from metanmt.models.device import pick_device
 
 # keys every result JSON has, older ones included (the report relies on them); results now also hold chrF++
@@ -108,10 +108,11 @@ def evaluate_model(
     pairs = load_split(data_dir, lang, split, max_sentences)
     if not len(pairs):
         raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
-    record = {"lang": lang, "split": split, "max_sentences": max_sentences, "data_dir": os.path.abspath(data_dir)}
+    record = {"lang": lang, "split": split, "max_sentences": max_sentences,
+              "data_dir": os.path.abspath(data_dir)}
     decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
-    return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)], output_json,
-                                record, decoding, progress, start, comet)
+    return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)],
+                                output_json, record, decoding, progress, start, comet)
 
 
 def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,
@@ -121,7 +122,8 @@ def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path
 
     ``lang`` defaults to the language the checkpoint records; the result has the keys of
     :func:`evaluate_model` with ``split`` ``"files"``, so ``metanmt report`` reads it too; the checkpoint's
-    ``metanmt.json`` (system, size, draw) is in it, so the report groups fine-tuned models as the experiment's.
+    ``metanmt.json`` (system, size, draw) is in it, so the report groups fine-tuned models as the
+    experiment's.
     """
     from metanmt.data.corpora import read_aligned
     from metanmt.data.user_pairs import encode_pairs
@@ -162,21 +164,24 @@ def _translate_and_score(model_dir: str | Path, loaded: tuple[Any, Any, dict[str
     lang = None if record["lang"] == "unknown" else record["lang"]
     hypotheses = translate(model, tokenizer, sources, lang=lang, num_beams=decoding.beam,
                            length_penalty=decoding.length_penalty, batch_size=decoding.batch_size,
-                           max_tokens=decoding.max_tokens, progress=progress, desc=f"{record['lang']}/{record['split']}")
+                           max_tokens=decoding.max_tokens, progress=progress,
+                           desc=f"{record['lang']}/{record['split']}")
     references = [[_one_line(r) for r in refs] for refs in references]
     scores = corpus_scores(hypotheses, references[0], references[1:])
     comet_scores = comet.score(sources, hypotheses, references[0], gpus=int(device.type == "cuda"))
     files = _write_texts(output_json, sources, hypotheses, references)
     result: dict[str, Any] = {
         **record, **asdict(scores), **comet_scores, "source_gap": source_gap(model, pairs),
-        "num_sentences": len(sources), "beam": decoding.beam, "length_penalty": decoding.length_penalty, "model": os.path.abspath(model_dir),
+        "num_sentences": len(sources), "beam": decoding.beam, "length_penalty": decoding.length_penalty,
+        "model": os.path.abspath(model_dir),
         "model_info": info, **files, "seconds": round(time.perf_counter() - start, 3),
     }
     write_text_atomic(output_json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
 
 
-def _write_texts(output_json: str | Path, sources: list[str], hypotheses: list[str], references: list[list[str]]
+def _write_texts(output_json: str | Path, sources: list[str], hypotheses: list[str],
+                 references: list[list[str]]
                  ) -> dict[str, Any]:
     """Sources, hypotheses and each reference set beside the result JSON; their names for the result."""
     hyp_path, ref_path = companion_paths(output_json)
@@ -186,5 +191,6 @@ def _write_texts(output_json: str | Path, sources: list[str], hypotheses: list[s
     for path, refs in zip([ref_path, *more], references, strict=True):
         write_lines_atomic(path, refs)
     write_lines_atomic(sources_path(output_json), [_one_line(x) for x in sources])
-    names = {"hypotheses": hyp_path.name, "references": ref_path.name, "sources": sources_path(output_json).name}
+    names = {"hypotheses": hyp_path.name, "references": ref_path.name,
+             "sources": sources_path(output_json).name}
     return {**names, **({"more_references": [p.name for p in more]} if more else {})}

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import LogitsProcessor
 
 from metanmt.errors import MetaNMTError
 from metanmt.models import families
+from metanmt.progress import progress_bar
 
 
 def length_sorted_batches(
@@ -102,7 +102,8 @@ def translate(
     # beam-only options make HF warn under greedy search (num_beams=1). No early_stopping=True: it ends the
     # search once num_beams hypotheses are finished, so short low-scoring ones can beat the best beam
     # still running (tests/test_generate.py); HF's default stops only when no running beam can win.
-    beam_kwargs = {"num_beams": num_beams, "length_penalty": length_penalty} if num_beams > 1 else {"num_beams": 1}
+    beam_kwargs = {"num_beams": num_beams,
+                   "length_penalty": length_penalty} if num_beams > 1 else {"num_beams": 1}
     max_positions = families.max_positions(model.config)
     encoded, _ = families.encode(tokenizer, lang, [sentences[i] for i in todo], max_length=max_positions)
     lengths = [len(ids) for ids in encoded]
@@ -111,7 +112,8 @@ def translate(
     model.eval()
     try:
         bar_off = None if progress is None else not progress
-        with torch.inference_mode(), tqdm(total=len(todo), desc=desc, unit="sent", disable=bar_off) as bar:
+        bar = progress_bar(total=len(todo), desc=desc, unit="sent", disable=bar_off)
+        with torch.inference_mode(), bar:
             for batch in length_sorted_batches(lengths, batch_size, max_tokens):
                 inputs = tokenizer.pad({"input_ids": [encoded[j] for j in batch]}, return_tensors="pt")
                 # the decoder start token takes position 0, so at most max_positions - 1 new tokens

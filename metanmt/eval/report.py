@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metanmt.atomic import atomic_path, write_text_atomic
 from metanmt.errors import MetaNMTError
 from metanmt.eval.evaluate import RESULT_KEYS
-from metanmt.eval.files import atomic_path, write_text_atomic
+from metanmt.train.config import SYSTEMS
 
 log = logging.getLogger(__name__)
 
-META, MULTI = "metanmt", "multinmt"
-SYSTEM_NAMES = {META: "MetaNMT", MULTI: "MultiNMT"}
+SYSTEM_NAMES = SYSTEMS
+META, MULTI = SYSTEM_NAMES
 IN_DOMAIN_SPLIT = "test"
 TRAINING_SPLIT = "dev"  # the pipeline scores each trained model on its training languages' dev sets
 SAMPLE_SENTENCES = 5
@@ -547,13 +548,15 @@ def _curves_markdown(curves: dict[str, list[dict[str, Any]]], plot: str | None) 
     """The last in-training validation of each system (BLEU after adaptation to ro/lv, source gap)."""
     if not any(curves.values()):
         return []
-    out = ["## Training", "", "| System | target tokens | validation BLEU | source gap |", "| --- | ---: | ---: | ---: |"]
+    out = ["## Training", "", "| System | target tokens | validation BLEU | source gap |",
+           "| --- | ---: | ---: | ---: |"]
     for system, records in curves.items():
         if records:
             last = records[-1]
             gap = "–" if last["source_gap"] is None else f"{last['source_gap']:.2f}"
             out.append(f"| {system_name(system)} | {last['tokens']:,} | {last['valid_bleu']:.2f} | {gap} |")
-    return out + ["", *([f"![Validation BLEU and source gap against target tokens]({plot})", ""] if plot else [])]
+    figure = [f"![Validation BLEU and source gap against target tokens]({plot})", ""] if plot else []
+    return out + ["", *figure]
 
 
 def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | None) -> str:
@@ -636,7 +639,8 @@ def write_report(runs_dir: str | Path, output_dir: str | Path, n_bootstrap: int 
     if plot is None:  # do not leave a plot of earlier results beside the new report
         (output_dir / PLOT_FILE).unlink(missing_ok=True)
     curves = read_training_runs(train_runs or [])
-    curves_plot = CURVES_FILE if plot_training_curves(curves, output_dir / CURVES_FILE, SYSTEM_NAMES) else None
+    plotted = plot_training_curves(curves, output_dir / CURVES_FILE, SYSTEM_NAMES)
+    curves_plot = CURVES_FILE if plotted else None
     runs = os.path.relpath(runs_dir, output_dir)
     report = {"runs_dir": runs, "plot": plot, "training_curves": curves, "curves_plot": curves_plot,
               "finetune_lr": read_finetune_lrs(runs_dir), **report}

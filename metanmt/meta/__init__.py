@@ -1,6 +1,6 @@
 """The episodic meta-learning core: knows models, losses and episodes, nothing of language or images."""
 
 from metanmt.meta.episode import Episode
-from metanmt.meta.learner import Adapted, MetaConfig, MetaLearner, MetaStepResult
+from metanmt.meta.learner import ALGORITHMS, Adapted, MetaConfig, MetaLearner, MetaStepResult
 
-__all__ = ["Adapted", "Episode", "MetaConfig", "MetaLearner", "MetaStepResult"]
+__all__ = ["ALGORITHMS", "Adapted", "Episode", "MetaConfig", "MetaLearner", "MetaStepResult"]

@@ -3,11 +3,16 @@ differentiate through the update (``create_graph=True``) and FOMAML/Reptile can 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
+from metanmt.registry import lookup
+
 Tensors = list[torch.Tensor]
+# update(params, grads, lrs, state, step) -> new params
+Update = Callable[[Tensors, Sequence[torch.Tensor | None], Sequence[torch.Tensor | float], dict, int],
+                  Tensors]
 
 
 def sgd_update(params: Tensors, grads: Sequence[torch.Tensor | None], lrs: Sequence[torch.Tensor | float],
@@ -16,7 +21,7 @@ def sgd_update(params: Tensors, grads: Sequence[torch.Tensor | None], lrs: Seque
     return [p if g is None else p - lr * g for p, g, lr in zip(params, grads, lrs)]
 
 
-def make_adam_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+def make_adam_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Update:
     """Adam as a pure function. The denominator is sqrt(v_hat + eps^2) rather than sqrt(v_hat) + eps so that
     its derivative stays finite where a gradient entry is exactly zero (second-order MAML)."""
     b1, b2 = betas
@@ -40,9 +45,15 @@ def make_adam_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-
     return adam_update
 
 
-def get_inner_update(name: str, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-    if name == "sgd":
-        return sgd_update
-    if name == "adam":
-        return make_adam_update(betas, eps)
-    raise ValueError(f"unknown inner optimizer {name!r}; use 'sgd' or 'adam'")
+def make_sgd_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Update:
+    """Plain SGD (it has no moment settings: ``betas`` and ``eps`` are ignored)."""
+    return sgd_update
+
+
+# The registry of inner optimizers: name -> factory(betas, eps) of the update function.
+INNER_UPDATES: dict[str, Callable[..., Update]] = {"sgd": make_sgd_update, "adam": make_adam_update}
+
+
+def get_inner_update(name: str, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Update:
+    """The update function of inner optimizer ``name``."""
+    return lookup(INNER_UPDATES, name, "inner optimizer")(betas, eps)

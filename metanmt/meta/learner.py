@@ -25,6 +25,7 @@ from metanmt.meta.params import check_names, select_fast_names
 
 LossFn = Callable[[Callable[..., Any], Any], torch.Tensor]
 ALGORITHMS = ("maml", "fomaml", "reptile")
+BN_EVAL = ("transductive", "support")
 
 
 @dataclass
@@ -32,13 +33,14 @@ class MetaConfig:
     """Hyper-parameters of the episodic learner.
 
     ``algorithm``: "maml" (exact second order), "fomaml" (first order) or "reptile".
-    ``inner_steps`` / ``eval_inner_steps``: adaptation steps while meta-training / in :meth:`MetaLearner.adapt`
-    (None: same as training). ``learn_inner_lr``: one learned step size per fast tensor and per step
-    (Meta-SGD/MAML++ style). ``fast_params``: glob patterns of the parameters adapted in the inner loop; the
-    others stay fixed there (they still receive meta-gradients). ``multi_step_loss``: average the query loss
-    after every inner step instead of using the last one (MAML++). ``bn_eval``: BatchNorm statistics used
-    when predicting with adapted parameters: "transductive" (statistics of the batch being predicted, as in
-    the MAML paper) or "support" (statistics of the support set, so each query is predicted on its own).
+    ``inner_steps`` / ``eval_inner_steps``: adaptation steps while meta-training / in
+    :meth:`MetaLearner.adapt` (None: same as training). ``learn_inner_lr``: one learned step size per fast
+    tensor and per step (Meta-SGD/MAML++ style). ``fast_params``: glob patterns of the parameters adapted in
+    the inner loop; the others stay fixed there (they still receive meta-gradients). ``multi_step_loss``:
+    average the query loss after every inner step instead of using the last one (MAML++). ``bn_eval``:
+    BatchNorm statistics used when predicting with adapted parameters: "transductive" (statistics of the
+    batch being predicted, as in the MAML paper) or "support" (statistics of the support set, so each query
+    is predicted on its own).
     """
 
     algorithm: Literal["maml", "fomaml", "reptile"] = "fomaml"
@@ -60,9 +62,10 @@ class MetaConfig:
             raise MetaNMTError("inner steps must be >= 0")
         if self.algorithm == "reptile" and (self.learn_inner_lr or self.multi_step_loss):
             raise MetaNMTError("reptile supports neither learn_inner_lr nor multi_step_loss")
-        if self.bn_eval not in ("transductive", "support"):
-            raise MetaNMTError(f"bn_eval must be 'transductive' or 'support', not {self.bn_eval!r}")
-        self.fast_params = tuple([self.fast_params] if isinstance(self.fast_params, str) else self.fast_params)
+        if self.bn_eval not in BN_EVAL:
+            raise MetaNMTError(f"bn_eval must be one of {', '.join(BN_EVAL)}, not {self.bn_eval!r}")
+        patterns = self.fast_params
+        self.fast_params = tuple([patterns] if isinstance(patterns, str) else patterns)
 
     @property
     def test_steps(self) -> int:
@@ -131,7 +134,8 @@ class MetaLearner(nn.Module):
         rows = max(self.config.inner_steps, self.config.test_steps, 1)
         if self.config.learn_inner_lr:
             like = dict(model.named_parameters())[self.fast_names[0]]
-            self.inner_lrs = nn.Parameter(torch.full((rows, len(self.fast_names)), float(self.config.inner_lr),
+            self.inner_lrs = nn.Parameter(torch.full((rows, len(self.fast_names)),
+                                                     float(self.config.inner_lr),
                                                      dtype=like.dtype, device=like.device))
         else:
             self.inner_lrs = None
@@ -152,7 +156,7 @@ class MetaLearner(nn.Module):
         return result
 
     def accumulate_meta_gradients(self, episodes: Sequence[Episode]) -> MetaStepResult:
-        """Add the mean (over all processes' tasks) meta-gradient of ``episodes`` to the parameters' ``.grad``."""
+        """Add the mean (over all processes' tasks) meta-gradient of ``episodes`` to the ``.grad``s."""
         local = torch.tensor([float(len(episodes)), 0.0, 0.0], dtype=torch.float64)
         total_tasks = int(self._all_reduce(local.clone())[0].item())
         if total_tasks == 0:
@@ -170,11 +174,12 @@ class MetaLearner(nn.Module):
             if old is not None:
                 p.grad = old if p.grad is None else p.grad + old
         totals = self._all_reduce(local)
-        return MetaStepResult(loss=float(totals[1] / total_tasks), support_loss=float(totals[2] / total_tasks),
+        return MetaStepResult(loss=float(totals[1] / total_tasks),
+                              support_loss=float(totals[2] / total_tasks),
                               tasks=total_tasks)
 
     def adapt(self, support: Any, steps: int | None = None) -> Adapted:
-        """Adapt to a task's support batch with the inner loop (no meta-gradient graph) and return the result."""
+        """Adapt to a task's support batch with the inner loop (no meta-gradient graph)."""
         steps = self.config.test_steps if steps is None else steps
         support = self._to_device(support)
         with torch.enable_grad():
@@ -185,7 +190,7 @@ class MetaLearner(nn.Module):
         return Adapted(self, params, buffers, losses)
 
     def functional(self, params: dict[str, torch.Tensor]) -> Callable[..., Any]:
-        """``forward(*args, **kwargs)`` running the model with ``params`` (names checked against the model)."""
+        """``forward(*args, **kwargs)`` running the model with ``params`` (names checked against it)."""
         check_names(params, dict(self.model.named_parameters()))
         merged = {**self._base_params(), **params}
         buffers = dict(self.model.named_buffers())
@@ -319,7 +324,8 @@ class MetaLearner(nn.Module):
             return
         for dtype in {p.dtype for p in params}:
             group = [p for p in params if p.dtype == dtype]
-            flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in group])
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in group]
+            flat = torch.cat([g.reshape(-1) for g in grads])
             flat = self.accelerator.reduce(flat, reduction="sum")
             for p, g in zip(group, flat.split([p.numel() for p in group])):
                 p.grad = g.view_as(p).clone()

@@ -25,7 +25,8 @@ def select_fast_names(named: Iterable[tuple[str, torch.Tensor]], patterns: Seque
     for pat in patterns:
         if not any(fnmatchcase(name, pat) for name in trainable):
             sample = ", ".join(trainable[:8]) + (", ..." if len(trainable) > 8 else "")
-            raise MetaNMTError(f"fast-parameter pattern {pat!r} matches no trainable parameter (have: {sample})")
+            raise MetaNMTError(f"fast-parameter pattern {pat!r} matches no trainable parameter (have: "
+                               f"{sample})")
     return selected
 
 

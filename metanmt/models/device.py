@@ -1,4 +1,4 @@
-"""Where the model runs and in what precision: one choice shared by ``finetune``, ``evaluate`` and ``translate``.
+"""Where the model runs and in what precision: one choice for ``finetune``, ``evaluate`` and ``translate``.
 
 Unset, the fastest device present is taken (CUDA, then Apple MPS, then the CPU), so a GPU machine never
 fine-tunes or decodes on its CPU by accident; a device that was asked for but is absent is an error, not a
@@ -40,7 +40,8 @@ def pick_device(requested: str | None = None) -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise MetaNMTError(f"--device {requested!r} is not a torch device (e.g. cuda, cuda:1, mps, cpu)") from None
+        raise MetaNMTError(f"--device {requested!r} is not a torch device "
+                           "(e.g. cuda, cuda:1, mps, cpu)") from None
     if not is_available(device.type):
         raise MetaNMTError(f"--device {requested}: no {device.type} device is available on this machine "
                            f"(leave --device unset to use the best device present)")
@@ -51,13 +52,14 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """The forward passes' mixed precision on ``device``: ``no``, ``bf16`` (CPU and GPUs) or ``fp16`` (CUDA)."""
+    """The forward passes' mixed precision on ``device``: ``no``, ``bf16`` (CPU, GPUs) or ``fp16`` (CUDA)."""
     import torch
 
     if precision not in PRECISIONS:
         raise MetaNMTError(f"unknown mixed precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
-        raise MetaNMTError(f"mixed precision fp16 needs a CUDA device, this run is on {device}: use bf16 or no")
+        raise MetaNMTError(f"mixed precision fp16 needs a CUDA device, this run is on {device}: use bf16 or "
+                           "no")
     if precision == "no":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=getattr(torch, PRECISIONS[precision]))

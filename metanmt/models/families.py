@@ -65,7 +65,8 @@ def language_codes(tokenizer: Any) -> dict[str, int]:
         return dict(table)
     if family_of(tokenizer).english is None:
         return {}
-    return {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens if not t.startswith("<")}
+    codes = [t for t in tokenizer.all_special_tokens if not t.startswith("<")]
+    return {t: tokenizer.convert_tokens_to_ids(t) for t in codes}
 
 
 def source_code(tokenizer: Any, lang: str) -> str:
@@ -78,8 +79,8 @@ def source_code(tokenizer: Any, lang: str) -> str:
     found = [c for c in codes if c == lang or c.split("_")[0] == lang]
     if len(found) != 1:
         what = f"several codes ({', '.join(found)})" if found else "no code"
-        raise MetaNMTError(f"the {family_of(tokenizer).name} tokenizer has {what} for language {lang!r} (its codes "
-                           f"look like {', '.join(sorted(codes)[:6])}...)")
+        raise MetaNMTError(f"the {family_of(tokenizer).name} tokenizer has {what} for language {lang!r} (its "
+                           f"codes look like {', '.join(sorted(codes)[:6])}...)")
     return found[0]
 
 
@@ -103,8 +104,11 @@ def encode(tokenizer: Any, lang: str | None, sources: Sequence[str], targets: Se
 
 
 def set_english_target(model: Any, tokenizer: Any) -> None:
-    """Make ``generate`` start every translation with the English code (``forced_bos_token_id``), in the
-    generation config a checkpoint saves, so a plain ``from_pretrained(...).generate()`` translates to English."""
+    """Make ``generate`` start every translation with the English code (``forced_bos_token_id``).
+
+    It goes in the generation config a checkpoint saves, so a plain ``from_pretrained(...).generate()``
+    translates to English.
+    """
     english = family_of(tokenizer).english
     if english is not None:
         model.generation_config.forced_bos_token_id = language_codes(tokenizer)[english]
@@ -118,7 +122,8 @@ def tokenizer_size(tokenizer: Any) -> int:
 def tokenizer_identity(tokenizer: Any) -> str:
     """A hash of what the ids mean: the tokenizer's class, vocabulary and language codes (the prepared
     data's cache key and the check that a model was trained with the data's tokenizer)."""
-    content = [type(tokenizer).__name__, sorted(tokenizer.get_vocab().items()), sorted(language_codes(tokenizer).items()),
+    content = [type(tokenizer).__name__, sorted(tokenizer.get_vocab().items()),
+               sorted(language_codes(tokenizer).items()),
                family_of(tokenizer).prefix]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:16]
 

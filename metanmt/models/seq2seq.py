@@ -1,4 +1,4 @@
-"""The translation model: an HF MarianMT transformer built from a size preset and the shared SentencePiece model.
+"""The translation model: an HF MarianMT transformer built from a size preset and the shared spm model.
 
 Checkpoints are ordinary ``save_pretrained`` directories (model + tokenizer) so they load with
 ``AutoModelForSeq2SeqLM.from_pretrained`` / ``AutoTokenizer.from_pretrained``; metanmt adds ``metanmt.json``
@@ -9,8 +9,6 @@ seq2seq checkpoint with its own tokenizer (:mod:`metanmt.models.families`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import Any
 
 import sentencepiece as spm
 
+from metanmt.atomic import atomic_dir
 from metanmt.errors import MetaNMTError
 from metanmt.models.lora import LORA_PATTERNS
 
@@ -37,7 +36,8 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(d_model=64, layers=2, heads=4, ffn=128),  # tests: seconds on a CPU
-    "compact": Preset(d_model=128, layers=3, heads=4, ffn=512),  # most learning per CPU-second (offline config)
+    # most learning per CPU-second (offline config)
+    "compact": Preset(d_model=128, layers=3, heads=4, ffn=512),
     "small": Preset(d_model=256, layers=3, heads=4, ffn=1024),  # CPU benchmarks
     "base": Preset(d_model=512, layers=6, heads=8, ffn=2048),  # Gu et al. (2018), for GPUs
 }
@@ -86,10 +86,12 @@ def build_model(preset: str, vocab_size: int, attn_implementation: str = "sdpa",
         raise MetaNMTError(f"unknown model norm {norm!r}; choose one of {', '.join(NORMS)}")
     p = PRESETS[preset]
     common = {
-        "vocab_size": vocab_size, "d_model": p.d_model, "encoder_layers": p.layers, "decoder_layers": p.layers,
+        "vocab_size": vocab_size, "d_model": p.d_model, "encoder_layers": p.layers,
+        "decoder_layers": p.layers,
         "encoder_attention_heads": p.heads, "decoder_attention_heads": p.heads, "encoder_ffn_dim": p.ffn,
         "decoder_ffn_dim": p.ffn, "max_position_embeddings": p.max_positions, "dropout": dropout,
-        "activation_function": "gelu", "scale_embedding": True, "pad_token_id": PAD_ID, "eos_token_id": EOS_ID,
+        "activation_function": "gelu", "scale_embedding": True, "pad_token_id": PAD_ID,
+        "eos_token_id": EOS_ID,
         "forced_eos_token_id": EOS_ID, "bos_token_id": None, "tie_word_embeddings": True,
         # HF's default init_std 0.02 suits d_model ~1000; at 64-256 it keeps every attention uniform and the
         # model learns to ignore its source (benchmarks/regime_sweep/README.md). d_model^-0.5 is fairseq's
@@ -114,7 +116,7 @@ def quiet_hf() -> None:
 
     logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-    # peft asks every model it wraps through an API transformers has renamed: a warning per wrap, not ours to fix
+    # peft asks every model it wraps through an API transformers renamed: a warning per wrap, not ours to fix
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated")
 
 
@@ -130,11 +132,8 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
 
     from metanmt.models.lora import is_lora, save_lora
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     quiet_hf()
-    try:
+    with atomic_dir(path) as tmp:
         if is_lora(model):
             save_lora(model, tmp)
         else:
@@ -145,16 +144,7 @@ def save_checkpoint(model, tokenizer, path: str | Path, info: dict[str, Any] | N
             torch.save(obj, tmp / name)
         for name, text in (texts or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, attn_implementation: str | None = None):
@@ -212,7 +202,8 @@ def _check_vocabulary(model, tokenizer, path: str | Path) -> None:
     rows = model.get_input_embeddings().num_embeddings
     size = len(tokenizer) if family_of(tokenizer).exact_vocab else tokenizer_size(tokenizer)
     if size > rows or (family_of(tokenizer).exact_vocab and size != rows):
-        raise MetaNMTError(f"checkpoint {path}: tokenizer has {size} pieces but the model vocabulary is {rows}")
+        raise MetaNMTError(f"checkpoint {path}: tokenizer has {size} pieces but the model vocabulary is "
+                           f"{rows}")
 
 
 def _check_seq2seq(path: Path) -> None:
@@ -230,8 +221,11 @@ def _check_seq2seq(path: Path) -> None:
 
 
 def set_decoding(model, num_beams: int = 4, length_penalty: float = 0.6) -> None:
-    """Store ``metanmt translate``'s decoding in the model's generation config, so that a plain
-    ``from_pretrained(...).generate()`` decodes the same way (``generation_config.json`` in the checkpoint)."""
+    """Store ``metanmt translate``'s decoding in the model's generation config.
+
+    A plain ``from_pretrained(...).generate()`` then decodes the same way (``generation_config.json`` in
+    the checkpoint).
+    """
     from metanmt.models.families import max_positions
 
     config = model.generation_config
@@ -239,9 +233,10 @@ def set_decoding(model, num_beams: int = 4, length_penalty: float = 0.6) -> None
     config.max_length = max_positions(model.config)  # the decoder start token + max_positions - 1
 
 
-# Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only; "lora"
-# trains LoRA adapters only, metanmt.models.lora). Patterns hold for every family and for adapted models
-# ("model.shared.weight" in Marian/mBART, "shared.weight" in T5, "base_model.model.model.shared..." under peft).
+# Parameter groups fine-tuned / adapted (Gu et al. 2018 compare all, embeddings+encoder, embeddings only;
+# "lora" trains LoRA adapters only, metanmt.models.lora). Patterns hold for every family and for adapted
+# models ("model.shared.weight" in Marian/mBART, "shared.weight" in T5, "base_model.model.model.shared..."
+# under peft).
 PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     "all": ("*",),
     "emb_enc": ("*shared.*", "*encoder.*"),

@@ -31,8 +31,14 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100  # label padding ignored by the cross-entropy of HF models
 
 
-def collate(pairs: EncodedPairs, indices: Sequence[int] | np.ndarray, pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """The pairs at ``indices`` as a padded batch: ``input_ids``/``attention_mask`` [B, S], ``labels`` [B, T]."""
+def seq2seq_loss(forward, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The loss the core differentiates: HF seq2seq cross-entropy (labels padded with -100)."""
+    return forward(**batch).loss
+
+
+def collate(pairs: EncodedPairs, indices: Sequence[int] | np.ndarray,
+            pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """The pairs at ``indices`` as a padded batch: ``input_ids``/``attention_mask`` [B, S], labels [B, T]."""
     import torch
 
     index = [int(i) for i in indices]
@@ -116,12 +122,12 @@ class TranslationTask:
     def episode(self, rng: np.random.Generator, support_tokens: int, query_tokens: int) -> Episode:
         """A support and a query batch of disjoint sentences, each within its target-token budget.
 
-        Budgets count target (English) tokens including EOS, not padding. The sentences come, in random
-        order, from a window of the data sorted by the longer side of each pair, holding the two budgets'
-        target tokens, so both batches have similar source and target lengths and little padding. The window starts at a uniformly random token
-        and wraps around the end, so the shortest and longest sentences are drawn as often as the rest
-        (per token). Each batch has at
-        least one sentence, even if that sentence alone exceeds the budget.
+        Budgets count target (English) tokens including EOS, not padding. The sentences come, in random order,
+        from a window of the data sorted by the longer side of each pair, holding the two budgets' target
+        tokens, so both batches have similar source and target lengths and little padding. The window starts
+        at a uniformly random token and wraps around the end, so the shortest and longest sentences are drawn
+        as often as the rest (per token). Each batch has at least one sentence, even if that sentence alone
+        exceeds the budget.
         """
         from metanmt.meta.episode import Episode  # imported here: metanmt.meta loads torch
 
@@ -139,16 +145,16 @@ class TranslationTask:
             window = self._ring[start:end]
         window = window[rng.permutation(len(window))]
         lengths = self.pairs.tgt_lengths
-        support, used = _fill(window, lengths, support_tokens)
-        query, _ = _fill(window[used:], lengths, query_tokens)
+        support, used = _prefix_within_budget(window, lengths, support_tokens)
+        query, _ = _prefix_within_budget(window[used:], lengths, query_tokens)
         if not len(query):
             support, query = support[:-1], support[-1:]
         return Episode(support=collate(self.pairs, support, self.pad_id),
                        query=collate(self.pairs, query, self.pad_id), task=self.name)
 
 
-def _fill(candidates: np.ndarray, lengths: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
-    """The longest prefix of ``candidates`` within ``budget`` tokens (at least one); returns it and its size."""
+def _prefix_within_budget(candidates: np.ndarray, lengths: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
+    """The longest prefix of ``candidates`` within ``budget`` tokens (at least one), and its size."""
     if not len(candidates):
         return candidates, 0
     cumulative = np.cumsum(lengths[candidates])
@@ -173,7 +179,8 @@ class TaskSampler:
 
 
 def multilingual_batches(tasks: Mapping[str, EncodedPairs], temperature: float, max_tokens: int,
-                         rng: np.random.Generator, pad_id: int = 0) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
+                         rng: np.random.Generator, pad_id: int = 0
+                         ) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
     """Endless ``(language, batch)``: a language drawn by :class:`TaskSampler`, then its next batch.
 
     Each language walks through shuffled passes of :func:`batches_by_tokens`, so all its data is seen

@@ -13,8 +13,8 @@ def model_card(info: dict[str, Any]) -> str:
               else "all pairs")
     rows = [("base model", f"`{info['base_model']}`"),
             ("source language", f"`{lang}` (target: English)"),
-            ("training data", (f"{data['pairs']:,} pairs, {data['en_tokens']:,} English tokens (sacrebleu 13a), "
-                               f"from `{data['train']}`")),
+            ("training data", (f"{data['pairs']:,} pairs, {data['en_tokens']:,} English tokens "
+                               f"(sacrebleu 13a), from `{data['train']}`")),
             ("training data sha256", f"`{data['sha256']}` (lines `source<TAB>English`, UTF-8)"),
             ("subset", subset),
             ("dev data", f"{data['dev_pairs']:,} pairs: {data['dev']}"),
@@ -28,7 +28,8 @@ def model_card(info: dict[str, Any]) -> str:
         f"# {lang} → English, fine-tuned with metanmt", "",
         "| | |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in rows), "",
         "## Decoding", "",
-        "`generation_config.json` holds the decoding of `metanmt translate` (beam 4, length penalty 0.6):", "",
+        "`generation_config.json` holds the decoding of `metanmt translate` (beam 4, length penalty 0.6):",
+        "",
         "```python", "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer", "",
         'model = AutoModelForSeq2SeqLM.from_pretrained("THIS_DIR")',
         'tokenizer = AutoTokenizer.from_pretrained("THIS_DIR")', generate, "```", "",

@@ -11,14 +11,19 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from metanmt.errors import MetaNMTError
 from metanmt.models.lora import LORA_PATTERNS, LoraSettings
 
+if TYPE_CHECKING:
+    from metanmt.meta import MetaConfig
+
 OUTER_PARAMS = ("adapters", "all")
+# The two systems: name -> the name reports print.
+SYSTEMS = {"metanmt": "MetaNMT", "multinmt": "MultiNMT"}
 
 
 @dataclass
@@ -44,7 +49,8 @@ class MetaSection:
     fast_params: list[str] | str = field(default_factory=lambda: ["*"])
     lora: LoraSettings = field(default_factory=LoraSettings)
     # with fast_params "lora": what the outer loop (and the baseline, for the same trainable weights) trains:
-    # "adapters" (their initialisation; the pretrained weights stay fixed) or "all" (adapters and base weights)
+    # "adapters" (their initialisation; the pretrained weights stay fixed) or "all" (adapters and base
+    # weights)
     outer_params: str = "adapters"
     meta_batch: int = 4  # tasks per meta-step (split across processes)
     support_tokens: int = 1000  # target tokens per support batch
@@ -54,7 +60,8 @@ class MetaSection:
         if isinstance(self.lora, dict):
             self.lora = _section(LoraSettings, self.lora, "meta.lora")
         if isinstance(self.fast_params, str) and self.fast_params != "lora":
-            raise MetaNMTError(f"meta.fast_params must be a list of name patterns or 'lora', not {self.fast_params!r}")
+            raise MetaNMTError("meta.fast_params must be a list of name patterns or 'lora', not "
+                               f"{self.fast_params!r}")
         if self.outer_params not in OUTER_PARAMS:
             raise MetaNMTError(f"meta.outer_params must be one of {', '.join(OUTER_PARAMS)}, "
                                f"not {self.outer_params!r}")
@@ -66,6 +73,15 @@ class MetaSection:
     def fast_patterns(self) -> tuple[str, ...]:
         """The inner loop's parameter name patterns (the adapter weights with ``lora``)."""
         return LORA_PATTERNS if self.uses_lora else tuple(self.fast_params)
+
+    def core_config(self, grad_clip: float | None) -> MetaConfig:
+        """The episodic core's settings: every field both configs declare passes on by name (this section
+        only changes defaults, to Gu et al.'s), the fast parameters as patterns."""
+        from metanmt.meta import MetaConfig
+
+        shared = {f.name for f in dataclasses.fields(MetaConfig)} & {f.name for f in dataclasses.fields(self)}
+        values = {name: getattr(self, name) for name in shared}
+        return MetaConfig(**{**values, "fast_params": self.fast_patterns()}, grad_clip=grad_clip)
 
 
 @dataclass
@@ -160,5 +176,6 @@ def _section(section_cls: type, values: dict[str, Any], where: str) -> Any:
     known = {x.name for x in dataclasses.fields(section_cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise MetaNMTError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise MetaNMTError(f"{where}: unknown key(s) {', '.join(unknown)} "
+                           f"(known: {', '.join(sorted(known))})")
     return section_cls(**values)

@@ -23,7 +23,7 @@ from metanmt.data.user_pairs import UserData, UserDataRequest, load_user_data, t
 from metanmt.errors import MetaNMTError
 from metanmt.models.device import autocast, pick_device
 from metanmt.models.seq2seq import PARAM_GROUPS
-from metanmt.tasks.translation import batches_by_tokens
+from metanmt.tasks.translation import batches_by_tokens, seq2seq_loss  # noqa: F401 (its former home)
 from metanmt.train.config import FinetuneSection
 
 
@@ -35,14 +35,9 @@ class FinetuneResult:
     train_tokens: int
 
 
-def seq2seq_loss(forward, batch) -> torch.Tensor:
-    """The loss the core differentiates: HF seq2seq cross-entropy (labels padded with -100)."""
-    return forward(**batch).loss
-
-
 def set_trainable(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter]:
-    """Freeze all parameters but the named group (``all``, ``emb_enc``, ``emb``, ``lora``); return the trainable
-    ones. A group that matches nothing is an error, not a silently frozen model."""
+    """Freeze all parameters but the named group (``all``, ``emb_enc``, ``emb``, ``lora``); return the
+    trainable ones. A group that matches nothing is an error, not a silently frozen model."""
     from fnmatch import fnmatchcase
 
     from metanmt.models.lora import is_lora
@@ -50,7 +45,8 @@ def set_trainable(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter
     if group not in PARAM_GROUPS:
         raise MetaNMTError(f"unknown parameter group {group!r}; choose one of {', '.join(PARAM_GROUPS)}")
     if group == "lora" and not is_lora(model):
-        raise MetaNMTError("parameter group 'lora' needs a model with LoRA adapters (metanmt.models.lora.add_lora)")
+        raise MetaNMTError("parameter group 'lora' needs a model with LoRA adapters "
+                           "(metanmt.models.lora.add_lora)")
     patterns = PARAM_GROUPS[group]
     trainable = []
     for name, p in model.named_parameters():
@@ -60,7 +56,8 @@ def set_trainable(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter
         if p.requires_grad:
             trainable.append(p)
     if not trainable:
-        raise MetaNMTError(f"parameter group {group!r} ({', '.join(patterns)}) matches no parameter of the model")
+        raise MetaNMTError(f"parameter group {group!r} ({', '.join(patterns)}) matches no parameter of the "
+                           "model")
     return trainable
 
 
@@ -98,7 +95,7 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     """
     if len(train_pairs) == 0:
         return FinetuneResult(steps=0, best_step=0, best_dev_loss=None, train_tokens=0)
-    from tqdm.auto import tqdm
+    from metanmt.progress import progress_bar
 
     device = next(model.parameters()).device
     update = _Update.build(model, cfg, device, mixed_precision)
@@ -111,7 +108,7 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     best_state = copy.deepcopy(model.state_dict()) if early_stopping else None
     bad_evals, tokens, step = 0, 0, 0
     model.train()
-    bar = tqdm(total=steps, desc="fine-tune", disable=not progress, leave=False)
+    bar = progress_bar(total=steps, desc="fine-tune", disable=not progress, leave=False)
     for step in range(1, steps + 1):
         batch = {k: v.to(device) for k, v in next(batches).items()}
         loss = update(batch)
@@ -166,7 +163,8 @@ class _Update:
 
 def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int, output_dir: str | Path,
                         cfg: FinetuneSection, data_dir: str | Path | None = None, seed: int = 1,
-                        progress: bool = True, device: str | None = None, mixed_precision: str = "no") -> Path:
+                        progress: bool = True, device: str | None = None,
+                        mixed_precision: str = "no") -> Path:
     """Fine-tune a checkpoint on ``tokens`` target tokens (draw ``draw``) of ``lang``; save to ``output_dir``.
 
     ``tokens=0`` is zero-shot: the checkpoint is saved unchanged, with the provenance of a fine-tuning run.
@@ -184,7 +182,8 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
     data = PreparedData.load(data_dir)
     subset = data.finetune_subset(lang, tokens, draw)
     dev = data.pairs(lang, "dev")
-    result = finetune(model, subset, dev, cfg, seed=seed + draw, progress=progress, mixed_precision=mixed_precision)
+    result = finetune(model, subset, dev, cfg, seed=seed + draw, progress=progress,
+                      mixed_precision=mixed_precision)
     new_info = {**{k: v for k, v in info.items() if k not in ("step", "tokens")},
                 "base_model": str(Path(model_dir).resolve()), "base_tokens": info.get("tokens"),
                 "data_dir": str(Path(data_dir).resolve()),
@@ -218,23 +217,28 @@ def finetune_user_data(model_dir: str | Path, request: UserDataRequest, output_d
     new_info["finetune"] = {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens,
                             "mixed_precision": mixed_precision, "device": str(chosen)}
     set_decoding(model)
-    return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info, texts={"README.md": model_card(new_info)})
+    return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info,
+                           texts={"README.md": model_card(new_info)})
 
 
 def _user_info(model_dir: str | Path, info: dict[str, Any], request: UserDataRequest, data: UserData,
                cfg: FinetuneSection, command: str) -> dict[str, Any]:
     """``metanmt.json`` of a checkpoint fine-tuned on user data; ``run_key`` identifies the run's inputs."""
-    dev = request.dev.describe() if request.dev.given else f"held out of the training data (seed {request.seed})"
-    record = {"train": request.train.describe(), "dev": dev, "pairs": len(data.train), "en_tokens": data.en_tokens,
+    held_out = f"held out of the training data (seed {request.seed})"
+    dev = request.dev.describe() if request.dev.given else held_out
+    record = {"train": request.train.describe(), "dev": dev, "pairs": len(data.train),
+              "en_tokens": data.en_tokens,
               "sha256": data.sha256, "dev_pairs": len(data.dev), "dev_sha256": data.dev_sha256,
               "dev_overlap": data.overlap,
               "max_tokens": request.max_tokens, "seed": request.seed}
     base = str(Path(model_dir).resolve())
     run = {"base_model": base, "lang": request.lang, "data": record, "finetune_config": asdict(cfg)}
-    kept = {k: v for k, v in info.items() if k not in ("step", "tokens", "draw", "data_dir", "command", "run_key")}
+    dropped = ("step", "tokens", "draw", "data_dir", "command", "run_key")
+    kept = {k: v for k, v in info.items() if k not in dropped}
     # the report groups a model by system (the base's), size and draw: the seed that drew the subset
-    return {**kept, **run, "tokens": request.max_tokens or data.en_tokens, "draw": request.seed, "params": cfg.params,
-            "command": command, "run_key": hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()}
+    return {**kept, **run, "tokens": request.max_tokens or data.en_tokens, "draw": request.seed,
+            "params": cfg.params, "command": command,
+            "run_key": hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()}
 
 
 def check_output_dir(path: str | Path, run_key: str) -> None:
@@ -252,7 +256,8 @@ def check_output_dir(path: str | Path, run_key: str) -> None:
         info = None
     info = info if isinstance(info, dict) else {}
     if info.get("run_key") != run_key:
-        raise MetaNMTError(f"--output-dir {path} holds another run (made by: {info.get('command') or 'unknown'}); "
+        raise MetaNMTError(f"--output-dir {path} holds another run (made by: "
+                           f"{info.get('command') or 'unknown'}); "
                            f"choose another directory or remove that one")
 
 

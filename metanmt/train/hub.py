@@ -36,7 +36,7 @@ def push_checkpoint(checkpoint: str | Path, repo_id: str, private: bool = False)
         api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(checkpoint),
                           commit_message=f"Upload {Path(checkpoint).name}, fine-tuned with metanmt")
     except (OSError, ValueError) as err:  # the hub's HTTP and connection errors are OSErrors
-        raise MetaNMTError(f"could not push to the Hugging Face Hub repo {repo_id} ({type(err).__name__}: {err}). "
-                           f"The checkpoint is saved locally in {checkpoint}; upload it later with "
+        raise MetaNMTError(f"could not push to the Hugging Face Hub repo {repo_id} ({type(err).__name__}: "
+                           f"{err}). The checkpoint is saved locally in {checkpoint}; upload it later with "
                            f"`hf upload {repo_id} {checkpoint}`") from None
     return str(url)

@@ -19,21 +19,23 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
                    langs: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
                    draws: int | None = None, splits: Sequence[str] | None = None,
                    max_eval_sentences: int | None = None, systems: Sequence[str] | None = None,
-                   progress: bool = True, data_dir: str | Path | None = None, checkpoint: str = "best") -> dict:
+                   progress: bool = True, data_dir: str | Path | None = None,
+                   checkpoint: str = "best") -> dict:
     """Run (or continue) the experiment in ``output_dir``; return the report.
 
     ``systems`` restricts training/fine-tuning to some systems, so two processes can share the work
     (e.g. one per system); the report covers every evaluation found. ``data_dir`` names data prepared
     earlier (used as it is); without it the config's data section is prepared into ``output_dir/data``.
     ``checkpoint`` (``best`` or ``last``) is the checkpoint of each training run that is fine-tuned.
-    The out-of-domain test sets are decoded for ``eval.ood_draws`` draws and at most ``eval.ood_max_sentences`` sentences (CPU budget).
+    The out-of-domain test sets are decoded for ``eval.ood_draws`` draws and at most
+    ``eval.ood_max_sentences`` sentences (CPU budget).
     """
     from metanmt.data import PreparedData
     from metanmt.data.prepare import prepare
     from metanmt.eval.report import write_report
-    from metanmt.train.config import TrainConfig
+    from metanmt.train.config import SYSTEMS, TrainConfig
     from metanmt.train.finetune import finetune_checkpoint
-    from metanmt.train.trainer import SYSTEMS, train
+    from metanmt.train.trainer import train
     from metanmt.train.validation import choose_finetune_lr
 
     systems = list(systems or SYSTEMS)
@@ -63,11 +65,13 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
 
     _step("4/5 fine-tune and evaluate")
     for system in systems:  # what each system learned on its own training languages
-        _evaluate_training_languages(best[system], data, data_dir, out / "eval" / system, config.eval, progress)
+        _evaluate_training_languages(best[system], data, data_dir, out / "eval" / system, config.eval,
+                                     progress)
     for system in systems:
         lr = choose_finetune_lr(best[system], data, config, out / "eval" / system / "finetune_lr.json")
         ft = dataclasses.replace(config.finetune, lr=lr)
-        for lang, tokens, draw in ((la, t, d) for la in langs for t in sizes for d in range(1 if t == 0 else draws)):
+        cells = ((la, t, d) for la in langs for t in sizes for d in range(1 if t == 0 else draws))
+        for lang, tokens, draw in cells:
             model_dir = out / "finetune" / system / lang / str(tokens) / f"draw{draw}"
             if not _finetuned_from(model_dir, best[system]):
                 finetune_checkpoint(best[system], lang, tokens, draw, model_dir, ft, data_dir=data_dir,
@@ -89,14 +93,14 @@ def _finetuned_from(model_dir: Path, base: Path) -> bool:
         return False
     made, now = (json.loads((d / "metanmt.json").read_text(encoding="utf-8")) for d in (model_dir, base))
     if made.get("base_tokens", now.get("tokens")) != now.get("tokens"):
-        raise MetaNMTError(f"{model_dir} was fine-tuned from {base} after {made['base_tokens']} training tokens; "
-                           f"it now holds {now.get('tokens')}: move the 'finetune' and 'eval' folders away "
-                           "to fine-tune and evaluate the extended model")
+        raise MetaNMTError(f"{model_dir} was fine-tuned from {base} after {made['base_tokens']} training "
+                           f"tokens; it now holds {now.get('tokens')}: move the 'finetune' and 'eval'"
+                           " folders away to fine-tune and evaluate the extended model")
     return True
 
 
-def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str, draw: int, ev, data_dir: Path,
-                   max_eval_sentences: int | None, progress: bool) -> None:
+def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str, draw: int, ev,
+                   data_dir: Path, max_eval_sentences: int | None, progress: bool) -> None:
     """Decode one split with one fine-tuned model (out-of-domain sets: the first ``eval.ood_draws`` draws
     and ``eval.ood_max_sentences`` sentences only) unless its result exists."""
     from metanmt.eval.evaluate import evaluate_model
@@ -105,13 +109,15 @@ def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str,
     result = out / f"{name}_{split}.json"
     if result.is_file() or (not in_domain and draw >= ev.ood_draws):
         return
-    evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam, length_penalty=ev.length_penalty,
-                   progress=progress, batch_size=ev.batch_size,
+    evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam,
+                   length_penalty=ev.length_penalty, progress=progress, batch_size=ev.batch_size,
                    max_sentences=max_eval_sentences if in_domain else ev.ood_max_sentences)
 
 
-def _evaluate_training_languages(model_dir: Path, data, data_dir: Path, out: Path, ev, progress: bool) -> None:
-    """In-domain dev BLEU/chrF (beam search, no fine-tuning) of the trained model on each training language."""
+def _evaluate_training_languages(model_dir: Path, data, data_dir: Path, out: Path, ev,
+                                 progress: bool) -> None:
+    """In-domain dev BLEU/chrF (beam search, no fine-tuning) of the trained model on each training
+    language."""
     from metanmt.eval.evaluate import evaluate_model
 
     for lang in data.train_langs:

@@ -9,9 +9,9 @@ language's support subset, BLEU on its dev set) and keep the best checkpoint in 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ import numpy as np
 import torch
 
 from metanmt.errors import MetaNMTError
+from metanmt.progress import progress_bar
+from metanmt.registry import lookup
 from metanmt.train.config import TrainConfig
+from metanmt.train.steps import STEPS, SystemStep, tokens_per_step
 
-SYSTEMS = ("metanmt", "multinmt")
 # Settings a resumed run may change: the learning-rate schedule does not depend on the number of steps,
 # so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
 RESUME_FREE = ("eval", "train.steps", "finetune.lr_grid", "finetune.tune_tokens")
@@ -35,125 +37,133 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
 
     ``callbacks`` are called with each step's log record, after that step's checkpoint (if any) is saved.
     """
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from metanmt.data import PreparedData
-    from metanmt.eval.diagnostics import held_out_sample, source_gap
-    from metanmt.meta import MetaConfig, MetaLearner
-    from metanmt.models.device import pick_device
-    from metanmt.tasks.translation import TaskSampler, TranslationTask, multilingual_batches
-    from metanmt.train.finetune import seq2seq_loss
-    from metanmt.train.validation import validate
-
-    if system not in SYSTEMS:
-        raise MetaNMTError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
-    cfg, mc, tc = config, config.meta, config.train
-    out = Path(output_dir)
-    # accelerate picks the accelerator (CUDA, MPS, ...); on a CPU-only machine it must be told, or processes
-    # started by torchrun do not form a MULTI_CPU group and each believes it is the only one
-    accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=pick_device().type == "cpu")
-    rank, world = accelerator.process_index, accelerator.num_processes
-    if mc.meta_batch % world:
-        raise MetaNMTError(f"meta.meta_batch={mc.meta_batch} must be divisible by the {world} processes")
-    data = PreparedData.load(data_dir)
-    run_info = {"system": system, "algorithm": mc.algorithm if system == "metanmt" else None,
-                "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
-                "fingerprint": run_fingerprint(cfg), "data_fingerprint": data.manifest.get("cache_key")}
-    _check_output_dir(out, run_info, accelerator.is_main_process)
-
-    # ---- model, tokenizer, tasks
-    torch.manual_seed(tc.seed)  # same initial weights on every process
-    model, tokenizer = _initial_model(cfg, data)
-    model.to(accelerator.device).train()
-    tasks = {lang: data.pairs(lang, "train") for lang in data.train_langs}
-    gap_pairs = held_out_sample(data)  # the source-gap diagnostic's held-out set
-    sampler = TaskSampler({lang: len(p) for lang, p in tasks.items()}, tc.temperature)
-    tokens_per_step = mc.meta_batch * (mc.inner_steps * mc.support_tokens + mc.query_tokens)
-    budget = tc.steps * tokens_per_step  # target tokens, the same for both systems
-
-    if system == "metanmt":
-        learner = MetaLearner(model, seq2seq_loss, MetaConfig(
-            algorithm=mc.algorithm, inner_steps=mc.inner_steps, inner_lr=mc.inner_lr,
-            inner_optimizer=mc.inner_optimizer, fast_params=mc.fast_patterns(), grad_clip=tc.grad_clip),
-            accelerator=accelerator)
-        task_objs = {lang: TranslationTask(lang, pairs) for lang, pairs in tasks.items()}
-        trainable = list(learner.parameters())
-    else:
-        trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=tc.lr, betas=(0.9, 0.98))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _inverse_sqrt(s, tc.warmup_steps))
-    if system == "multinmt":
-        ddp_model, optimizer = accelerator.prepare(model, optimizer)
-
-    # ---- resume
-    state = {"step": 0, "tokens": 0, "best_bleu": -1.0, "best_chrf": -1.0, "best_step": 0}
-    rng = np.random.default_rng([tc.seed, rank])  # per-process task/batch sampling
-    last = out / "last"
-    if (last / STATE_FILE).is_file():
-        state = _load_state(last, model, optimizer, scheduler, rng, rank)
-        if accelerator.is_main_process:
-            print(f"resuming {system} from {last} at step {state['step']} ({state['tokens']} tokens)")
-    if system == "multinmt":  # its own stream, replayed up to the resumed step (it buffers shuffled passes)
-        batches = multilingual_batches(tasks, tc.temperature, tokens_per_step // world,
-                                       np.random.default_rng([tc.seed, rank, 1]))
-        for _ in range(state["step"]):
-            next(batches)
-
-    # ---- the loop
-    bar = tqdm(total=budget, initial=state["tokens"], unit="tok", unit_scale=True, desc=system,
-               disable=not (progress and accelerator.is_main_process))
-    last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), state["tokens"]
-    while state["tokens"] < budget:
-        state["step"] += 1
-        if system == "metanmt":
-            langs = sampler.sample(rng, mc.meta_batch // world)
-            episodes = [task_objs[lang].episode(rng, mc.support_tokens, mc.query_tokens) for lang in langs]
-            loss = learner.meta_step(episodes, optimizer).loss
-            n_tokens = sum(mc.inner_steps * _target_tokens(e.support) + _target_tokens(e.query)
-                           for e in episodes)
-        else:
-            _, batch = next(batches)
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            with accelerator.autocast():
-                loss_t = ddp_model(**batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss_t)
-            accelerator.clip_grad_norm_(ddp_model.parameters(), tc.grad_clip)
-            optimizer.step()
-            loss = float(accelerator.reduce(loss_t.detach(), reduction="mean"))
-            n_tokens = _target_tokens(batch)
-        scheduler.step()
-        step_tokens = int(accelerator.reduce(torch.tensor(n_tokens, device=accelerator.device), "sum"))
-        state["tokens"] += step_tokens
+    run = _Run.start(config, data_dir, Path(output_dir), system)
+    budget = config.train.steps * tokens_per_step(config.meta)  # target tokens, the same for both systems
+    bar = progress_bar(total=budget, initial=run.state["tokens"], unit="tok", unit_scale=True, desc=system,
+                       disable=not (progress and run.accelerator.is_main_process))
+    last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), run.state["tokens"]
+    while run.state["tokens"] < budget:
+        record, step_tokens = run.train_step()
         bar.update(step_tokens)
-        done = state["tokens"] >= budget
-        record: dict[str, Any] = {"step": state["step"], "tokens": state["tokens"], "loss": round(loss, 5),
-                                  "lr": scheduler.get_last_lr()[0]}
-        if state["step"] % tc.eval_every == 0 or done:
-            if accelerator.is_main_process:
-                bleu = validate(model, tokenizer, data, cfg, seed=tc.seed)
-                record.update(valid_bleu=bleu, source_gap=source_gap(model, gap_pairs))
-                last_bleu = bleu["mean"]
-                if improves(bleu, state):
-                    state.update(best_bleu=last_bleu, best_chrf=bleu["chrf_mean"], best_step=state["step"])
-                    _save(model, tokenizer, out / "best", {**run_info, **state})
-            accelerator.wait_for_everyone()
+        done = run.state["tokens"] >= budget
+        if run.state["step"] % config.train.eval_every == 0 or done:
+            last_bleu = run.validate(record)
         elapsed = time.perf_counter() - t0
-        record["tokens_per_s"] = round((state["tokens"] - tokens_at_t0) / max(elapsed, 1e-9), 1)
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}",
+        record["tokens_per_s"] = round((run.state["tokens"] - tokens_at_t0) / max(elapsed, 1e-9), 1)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}",
                         bleu="-" if last_bleu is None else f"{last_bleu:.2f}")
-        if accelerator.is_main_process:
-            with open(out / "train_log.jsonl", "a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
-        if state["step"] % tc.save_every == 0 or done:
-            _save_state(out / "last", model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator)
+        run.log(record)
+        if run.state["step"] % config.train.save_every == 0 or done:
+            run.save_state()
         for callback in callbacks:
             callback(record)
     bar.close()
-    if not (out / "best").exists():
-        raise MetaNMTError(f"{out}: training ended without a validation checkpoint")
-    return out / "best"
+    if not (run.out / "best").exists():
+        raise MetaNMTError(f"{run.out}: training ended without a validation checkpoint")
+    return run.out / "best"
+
+
+@dataclass
+class _Run:
+    """One training run: the model, its system's step, the counters and random streams that resume."""
+
+    cfg: TrainConfig
+    out: Path
+    accelerator: Any
+    data: Any
+    model: torch.nn.Module
+    tokenizer: Any
+    system: SystemStep
+    run_info: dict[str, Any]
+    gap_pairs: list  # the source-gap diagnostic's held-out set
+    rng: np.random.Generator  # per-process task/batch sampling
+    state: dict[str, Any] = field(default_factory=lambda: {"step": 0, "tokens": 0, "best_bleu": -1.0,
+                                                           "best_chrf": -1.0, "best_step": 0})
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, data_dir: str | Path, out: Path, system: str) -> _Run:
+        """Check the run directory, build the model and the system's step, and resume from ``out/last``."""
+        from accelerate import Accelerator
+
+        from metanmt.data import PreparedData
+        from metanmt.eval.diagnostics import held_out_sample
+        from metanmt.models.device import pick_device
+
+        step_class = lookup(STEPS, system, "system")
+        # accelerate picks the accelerator (CUDA, MPS, ...); on a CPU-only machine it must be told, or
+        # processes started by torchrun do not form a MULTI_CPU group and each believes it is the only one
+        accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=pick_device().type == "cpu")
+        if cfg.meta.meta_batch % accelerator.num_processes:
+            raise MetaNMTError(f"meta.meta_batch={cfg.meta.meta_batch} must be divisible by the "
+                               f"{accelerator.num_processes} processes")
+        data = PreparedData.load(data_dir)
+        run_info = _run_info(cfg, data, data_dir, system)
+        _check_output_dir(out, run_info, accelerator.is_main_process)
+        torch.manual_seed(cfg.train.seed)  # same initial weights on every process
+        model, tokenizer = _initial_model(cfg, data)
+        model.to(accelerator.device).train()
+        tasks = {lang: data.pairs(lang, "train") for lang in data.train_langs}
+        gap_pairs = held_out_sample(data)
+        step = step_class(model, tasks, cfg, accelerator)
+        rng = np.random.default_rng([cfg.train.seed, accelerator.process_index])
+        run = cls(cfg, out, accelerator, data, model, tokenizer, step, run_info, gap_pairs, rng)
+        run.resume()
+        return run
+
+    def resume(self) -> None:
+        """Continue from ``out/last`` when it holds a training state; then start the system's step there."""
+        last = self.out / "last"
+        if (last / STATE_FILE).is_file():
+            self.state = _load_state(last, self.model, self.system.optimizer, self.system.scheduler, self.rng,
+                                     self.accelerator.process_index)
+            if self.accelerator.is_main_process:
+                print(f"resuming {self.run_info['system']} from {last} at step {self.state['step']} "
+                      f"({self.state['tokens']} tokens)")
+        self.system.start(self.rng, self.state["step"])
+
+    def train_step(self) -> tuple[dict[str, Any], int]:
+        """One step of the system: its log record, and the target tokens it took on all processes."""
+        accelerator, state = self.accelerator, self.state
+        state["step"] += 1
+        loss, n_tokens = self.system.step()
+        step_tokens = int(accelerator.reduce(torch.tensor(n_tokens, device=accelerator.device), "sum"))
+        state["tokens"] += step_tokens
+        record = {"step": state["step"], "tokens": state["tokens"], "loss": round(loss, 5),
+                  "lr": self.system.scheduler.get_last_lr()[0]}
+        return record, step_tokens
+
+    def validate(self, record: dict[str, Any]) -> float | None:
+        """Validation BLEU and the source gap into ``record`` (main process); the best model is saved."""
+        from metanmt.eval.diagnostics import source_gap
+        from metanmt.train.validation import validate
+
+        bleu = None
+        if self.accelerator.is_main_process:
+            scores = validate(self.model, self.tokenizer, self.data, self.cfg, seed=self.cfg.train.seed)
+            record.update(valid_bleu=scores, source_gap=source_gap(self.model, self.gap_pairs))
+            bleu = scores["mean"]
+            if improves(scores, self.state):
+                self.state.update(best_bleu=bleu, best_chrf=scores["chrf_mean"], best_step=self.state["step"])
+                _save(self.model, self.tokenizer, self.out / "best", {**self.run_info, **self.state})
+        self.accelerator.wait_for_everyone()
+        return bleu
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.accelerator.is_main_process:
+            with open(self.out / "train_log.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+
+    def save_state(self) -> None:
+        system = self.system
+        _save_state(self.out / "last", self.model, self.tokenizer, system.optimizer, system.scheduler,
+                    self.rng, self.state, self.run_info, self.accelerator)
+
+
+def _run_info(cfg: TrainConfig, data, data_dir: str | Path, system: str) -> dict[str, Any]:
+    """What ``run.json`` and every checkpoint record of the run: a resumed run must match it."""
+    return {"system": system, "algorithm": cfg.meta.algorithm if system == "metanmt" else None,
+            "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
+            "fingerprint": run_fingerprint(cfg), "data_fingerprint": data.manifest.get("cache_key")}
 
 
 def run_fingerprint(cfg: TrainConfig) -> str:
@@ -169,15 +179,6 @@ def improves(scores: dict[str, float], state: dict[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _inverse_sqrt(step: int, warmup: int) -> float:
-    step = max(step, 1)
-    return min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
-
-
-def _target_tokens(batch: dict[str, torch.Tensor]) -> int:
-    return int((batch["labels"] != -100).sum())
-
-
 def _initial_model(cfg: TrainConfig, data):
     """The model training starts from: random weights over the prepared SentencePiece model, or the
     pretrained ``model.init_from`` (which must use the prepared data's tokenizer); with LoRA adapters when
@@ -190,8 +191,8 @@ def _initial_model(cfg: TrainConfig, data):
         _check_same_pieces(tokenizer, data, cfg.model.init_from)
     elif data.pretrained_tokenizer:
         raise MetaNMTError(f"{data.root} was encoded with the tokenizer of "
-                           f"{data.pretrained_tokenizer['from_pretrained']}: set model.init_from (--init-from) "
-                           "to a model that uses it")
+                           f"{data.pretrained_tokenizer['from_pretrained']}: set model.init_from "
+                           "(--init-from) to a model that uses it")
     else:
         tokenizer = build_tokenizer(data.spm_path)
         model = build_model(cfg.model.preset, data.vocab_size, dropout=cfg.model.dropout, norm=cfg.model.norm,
@@ -215,20 +216,22 @@ def _check_same_pieces(tokenizer, data, init_from: str) -> None:
         theirs, ours = tokenizer_identity(tokenizer), data.pretrained_tokenizer["identity"]
         if theirs != ours:
             raise MetaNMTError(f"--init-from {init_from}: its tokenizer (identity {theirs}) is not the one "
-                               f"{data.root} was encoded with ({data.pretrained_tokenizer['from_pretrained']}, "
-                               f"identity {ours}); prepare the data with data.tokenizer.from_pretrained: {init_from}")
+                               f"{data.root} was encoded with "
+                               f"({data.pretrained_tokenizer['from_pretrained']}, "
+                               f"identity {ours}); prepare the data with data.tokenizer.from_pretrained: "
+                               f"{init_from}")
         return
     if len(tokenizer) != data.vocab_size:
-        raise MetaNMTError(f"--init-from {init_from}: vocabulary {len(tokenizer)} does not match the prepared "
-                           f"data's {data.vocab_size}")
+        raise MetaNMTError(f"--init-from {init_from}: vocabulary {len(tokenizer)} does not match the "
+                           f"prepared data's {data.vocab_size}")
     sp = spm.SentencePieceProcessor(model_file=str(data.spm_path))
     ours = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
     theirs = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)[:len(ours)]
     if ours != theirs:
         digest = [hashlib.sha256("\n".join(p).encode()).hexdigest()[:12] for p in (theirs, ours)]
         raise MetaNMTError(f"--init-from {init_from}: its tokenizer (pieces {digest[0]}) is not the prepared "
-                           f"data's SentencePiece model {data.spm_path} (pieces {digest[1]}); prepare the data "
-                           "with the checkpoint's tokenizer or start from random weights")
+                           f"data's SentencePiece model {data.spm_path} (pieces {digest[1]}); prepare the "
+                           "data with the checkpoint's tokenizer or start from random weights")
 
 
 def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
@@ -251,7 +254,8 @@ def _save(model, tokenizer, path: Path, info: dict, extra_files: dict | None = N
     save_checkpoint(model, tokenizer, path, {k: v for k, v in info.items() if k != "config"}, extra_files)
 
 
-def _save_state(path: Path, model, tokenizer, optimizer, scheduler, rng, state, run_info, accelerator) -> None:
+def _save_state(path: Path, model, tokenizer, optimizer, scheduler, rng, state, run_info,
+                accelerator) -> None:
     """The resumable checkpoint: weights, optimizer, scheduler, step/token counters and every RNG."""
     from accelerate.utils import gather_object
 

@@ -43,7 +43,8 @@ def adapted_scores(model, tokenizer, data, cfg: TrainConfig, ft: FinetuneSection
         dev = data.pairs(lang, "dev")
         if size:
             finetune(adapted, data.finetune_subset(lang, size, 0), dev if early_stopping else None, ft,
-                     seed=seed, early_stopping=early_stopping, max_steps=None if early_stopping else ft.valid_steps)
+                     seed=seed, early_stopping=early_stopping,
+                     max_steps=None if early_stopping else ft.valid_steps)
         n = min(len(dev), cfg.eval.valid_sentences)
         adapted.eval()
         hyps = translate(adapted, tokenizer, dev.src_text[:n], lang=lang, num_beams=cfg.eval.valid_beam,
@@ -62,7 +63,7 @@ def choose_finetune_lr(model_dir: str | Path, data, cfg: TrainConfig, out_file: 
     fine-tuning, with early stopping as the test runs do, on ``finetune.tune_tokens`` tokens of each
     validation language. Without a grid: ``finetune.lr``. The choice and every score go to ``out_file``
     (reused when it holds the same grid and size)."""
-    from metanmt.eval.files import write_text_atomic
+    from metanmt.atomic import write_text_atomic
     from metanmt.models.seq2seq import load_checkpoint
     from metanmt.train.finetune import default_device
 

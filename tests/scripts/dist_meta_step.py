@@ -16,8 +16,8 @@ def main(out_path: str, algorithm: str) -> None:
     accelerator = Accelerator(cpu=True)
     model = mlp(seed=0, dtype=torch.float64)
     learner = MetaLearner(model, regression_loss,
-                          MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.2, learn_inner_lr=algorithm != "reptile",
-                                     grad_clip=10.0),
+                          MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.2,
+                                     learn_inner_lr=algorithm != "reptile", grad_clip=10.0),
                           accelerator=accelerator)
     opt = torch.optim.Adam(learner.parameters(), lr=1e-2)
     rank, world = accelerator.process_index, accelerator.num_processes

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from metanmt.atomic import save_torch_atomic
 from metanmt.errors import MetaNMTError
 
 CACHE_FORMAT = 1  # bump when the decoded layout changes, so stale files are not reused
@@ -48,20 +48,6 @@ def folder_fingerprint(folder: Path, pattern: str) -> list[tuple[str, int, int]]
     return entries
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path`` and rename it: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def cached(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Load the dict at ``path``, or ``build()`` it and save it there first."""
     if path.exists():
@@ -71,7 +57,7 @@ def cached(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             warnings.warn(f"ignoring unreadable cache file {path} ({err}); rebuilding it", stacklevel=2)
     data = build()
     try:
-        save_atomic(data, path)
+        save_torch_atomic(data, path)
     except OSError as err:
         raise MetaNMTError(f"cannot write the image cache {path}: {err} "
                            "(choose another place with --cache-dir or METANMT_CACHE)") from err

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from metanmt.errors import MetaNMTError
+from metanmt.progress import progress_bar
 from metanmt.tasks.images.cache import cached, fingerprint, folder_fingerprint, resolve_cache_dir
 from metanmt.tasks.images.sampler import ClassPool
 
@@ -54,7 +54,7 @@ def _pool_from_files(files_by_class: dict[str, list[Path]], what: str, num_worke
     files = [str(f) for name in names for f in sorted(files_by_class[name])]
     counts = [len(files_by_class[name]) for name in names]
     images = np.empty((len(files), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    bar = tqdm(total=len(files), desc=f"decoding {what}", unit="img")
+    bar = progress_bar(total=len(files), desc=f"decoding {what}", unit="img")
     if num_workers > 1:
         with ProcessPoolExecutor(num_workers) as pool:
             for i, array in enumerate(pool.map(_decode, files, chunksize=64)):

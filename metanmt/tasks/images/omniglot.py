@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from metanmt.errors import MetaNMTError
+from metanmt.progress import progress_bar
 from metanmt.tasks.images.cache import cached, fingerprint, folder_fingerprint, resolve_cache_dir
 from metanmt.tasks.images.sampler import ClassPool
 
@@ -113,7 +113,8 @@ def _decode_all(sources: dict[str, Path], size: int) -> dict[str, object]:
     images = np.empty((len(order), DRAWINGS, size, size), dtype=np.uint8)
     archives = {s: zipfile.ZipFile(s) for s in sources.values() if s.suffix == ".zip"}
     try:
-        for i, char_id in enumerate(tqdm(order, desc=f"decoding Omniglot ({size}x{size})", unit="char")):
+        bar = progress_bar(order, desc=f"decoding Omniglot ({size}x{size})", unit="char")
+        for i, char_id in enumerate(bar):
             entry = chars[char_id]
             source = entry["source"]
             for d in range(DRAWINGS):
