@@ -172,10 +172,10 @@ def run_fingerprint(cfg: TrainConfig) -> str:
 
 
 def improves(scores: dict[str, float], state: dict[str, Any]) -> bool:
-    """Model selection: higher mean validation chrF; BLEU breaks ties. Below a few BLEU points, BLEU
-    differences are noise (benchmarks/offline_tatoeba: BLEU 0.7 at 1.8M tokens beat 0.5 at 5.7M, when
-    chrF rose from 8.2 to 10.9 and the source gap doubled); chrF moves with what the model learns."""
-    return (scores["chrf_mean"], scores["mean"]) > (state.get("best_chrf", -1.0), state["best_bleu"])
+    """Model selection: a checkpoint replaces the best one if its validation scores rank higher."""
+    from metanmt.train.validation import selection_key
+
+    return selection_key(scores) > (state.get("best_chrf", -1.0), state["best_bleu"])
 
 
 # ---------------------------------------------------------------------------- helpers
