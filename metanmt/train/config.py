@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from metanmt.meta import MetaConfig
 
 OUTER_PARAMS = ("adapters", "all")
-# The two systems: name -> the name reports print.
-SYSTEMS = {"metanmt": "MetaNMT", "multinmt": "MultiNMT"}
+# The systems: name -> the name reports print. "multimeta" pre-trains then meta-learns: meta-training
+# started from the MultiNMT run's checkpoint at ``train.pretrain_share`` of the budget, for the rest of it.
+SYSTEMS = {"metanmt": "MetaNMT", "multinmt": "MultiNMT", "multimeta": "MultiNMT+MetaNMT"}
 
 
 @dataclass
@@ -97,6 +98,16 @@ class TrainSection:
     save_every: int = 50
     seed: int = 1
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
+    # multimeta: the share of the budget trained as MultiNMT before meta-learning takes over
+    pretrain_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.pretrain_share < 1.0:
+            raise MetaNMTError(f"train.pretrain_share must lie strictly between 0 and 1, not {self.pretrain_share}")
+
+    def pretrain_steps(self) -> int:
+        """The meta-steps of the budget that multimeta spends as MultiNMT (the checkpoint it starts from)."""
+        return round(self.steps * self.pretrain_share)
 
 
 @dataclass
@@ -108,6 +119,9 @@ class FinetuneSection:
     patience: int = 3  # evaluations without dev-loss improvement before stopping
     params: str = "all"  # all | emb_enc | emb | lora (the model's LoRA adapters, or fresh ones)
     valid_steps: int = 20  # fine-tuning steps of the in-training validation (fixed, no early stopping)
+    # linear warm-up of the early-stopped fine-tunes (held-out languages, the rate choice below): a fresh
+    # Adam's first steps at the full rate can undo what a multilingual model knows before the first check
+    warmup_steps: int = 0
     # rates tried per system on the validation languages (metanmt.train.validation); empty: always ``lr``
     lr_grid: list[float] = field(default_factory=list)
     tune_tokens: int = 4000  # fine-tuning tokens of each validation language used to choose the rate

@@ -91,14 +91,15 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     """Fine-tune ``model`` in place, on the device it is on, on ``train_pairs``; keep the weights of the
     best dev loss (computed in full precision, whatever ``mixed_precision`` the training steps use).
 
-    Without ``early_stopping`` it runs exactly ``max_steps`` steps (the in-training validation).
+    Without ``early_stopping`` it runs exactly ``max_steps`` steps at the flat rate (the in-training
+    validation); with it, the rate warms up linearly over ``cfg.warmup_steps`` steps.
     """
     if len(train_pairs) == 0:
         return FinetuneResult(steps=0, best_step=0, best_dev_loss=None, train_tokens=0)
     from metanmt.progress import progress_bar
 
     device = next(model.parameters()).device
-    update = _Update.build(model, cfg, device, mixed_precision)
+    update = _Update.build(model, cfg, device, mixed_precision, cfg.warmup_steps if early_stopping else 0)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     batches = itertools.chain.from_iterable(
@@ -141,13 +142,17 @@ class _Update:
     optimizer: torch.optim.Optimizer
     amp: contextlib.AbstractContextManager  # autocast, or nothing
     scaler: torch.amp.GradScaler
+    scheduler: torch.optim.lr_scheduler.LRScheduler  # linear warm-up, then the flat rate
 
     @classmethod
-    def build(cls, model, cfg: FinetuneSection, device: torch.device, mixed_precision: str) -> _Update:
+    def build(cls, model, cfg: FinetuneSection, device: torch.device, mixed_precision: str,
+              warmup_steps: int = 0) -> _Update:
         amp = autocast(device, mixed_precision)  # refuses fp16 off CUDA before anything changes
         trainable = set_trainable(model, cfg.params)
-        return cls(model, trainable, torch.optim.Adam(trainable, lr=cfg.lr), amp,
-                   torch.amp.GradScaler(device.type, enabled=mixed_precision == "fp16"))
+        optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(warmup_steps, 1)))
+        return cls(model, trainable, optimizer, amp,
+                   torch.amp.GradScaler(device.type, enabled=mixed_precision == "fp16"), warmup)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with self.amp:
@@ -158,6 +163,7 @@ class _Update:
         torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.scheduler.step()
         return loss.detach()
 
 
@@ -188,7 +194,8 @@ def finetune_checkpoint(model_dir: str | Path, lang: str, tokens: int, draw: int
                 "base_model": str(Path(model_dir).resolve()), "base_tokens": info.get("tokens"),
                 "data_dir": str(Path(data_dir).resolve()),
                 "lang": lang, "tokens": tokens, "draw": draw, "params": cfg.params,
-                "finetune": {**asdict(result), "lr": cfg.lr, "batch_tokens": cfg.batch_tokens}}
+                "finetune": {**asdict(result), "lr": cfg.lr, "warmup_steps": cfg.warmup_steps,
+                             "batch_tokens": cfg.batch_tokens}}
     return save_checkpoint(model.cpu(), tokenizer, output_dir, new_info)
 
 

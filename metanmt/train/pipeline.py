@@ -35,7 +35,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     from metanmt.eval.report import write_report
     from metanmt.train.config import SYSTEMS, TrainConfig
     from metanmt.train.finetune import finetune_checkpoint
-    from metanmt.train.trainer import train
+    from metanmt.train.trainer import system_config, train
     from metanmt.train.validation import choose_finetune_lr
 
     systems = list(systems or SYSTEMS)
@@ -45,7 +45,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
 
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
-    _step("1/5 prepare data")
+    _step("1/4 prepare data")
     data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
     data = PreparedData.load(data_dir)
     langs = list(langs or data.test_langs)
@@ -58,12 +58,13 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
 
     best = {}
     for i, system in enumerate(systems):
-        _step(f"{2 + i}/5 train {system}")
-        best[system] = train(config, data_dir, out / system, system=system, progress=progress)  # resumes
+        _step(f"2/4 train {system}")
+        best[system] = train(system_config(config, system, out / "multinmt"), data_dir, out / system,
+                             system=system, progress=progress)  # resumes
         if checkpoint == "last":
             best[system] = out / system / "last"
 
-    _step("4/5 fine-tune and evaluate")
+    _step("3/4 fine-tune and evaluate")
     for system in systems:  # what each system learned on its own training languages
         _evaluate_training_languages(best[system], data, data_dir, out / "eval" / system, config.eval,
                                      progress)
@@ -79,7 +80,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
             for split in splits or data.eval_splits(lang):
                 _evaluate_cell(model_dir, out / "eval" / system / lang, f"{tokens}_draw{draw}", lang, split,
                                draw, config.eval, data_dir, max_eval_sentences, progress)
-    _step("5/5 report")
+    _step("4/4 report")
     trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
     report = write_report(out / "eval", out / "report", train_runs=trained)
     print(f"report: {out / 'report' / 'report.md'}")

@@ -111,8 +111,9 @@ class MultiNMTStep(SystemStep):
         return float(accelerator.reduce(loss.detach(), reduction="mean")), target_tokens(batch)
 
 
-# The registry of systems: name -> its step.
-STEPS: dict[str, type[SystemStep]] = {"metanmt": MetaNMTStep, "multinmt": MultiNMTStep}
+# The registry of systems: name -> its step (multimeta meta-learns, from a MultiNMT checkpoint).
+STEPS: dict[str, type[SystemStep]] = {"metanmt": MetaNMTStep, "multinmt": MultiNMTStep,
+                                      "multimeta": MetaNMTStep}
 
 
 def inverse_sqrt(step: int, warmup: int) -> float:

@@ -26,7 +26,10 @@ from metanmt.train.steps import STEPS, SystemStep, tokens_per_step
 
 # Settings a resumed run may change: the learning-rate schedule does not depend on the number of steps,
 # so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
-RESUME_FREE = ("eval", "train.steps", "finetune.lr_grid", "finetune.tune_tokens")
+# ``train.pretrain_share`` reaches a multimeta run through its ``init_from`` and budget, both fingerprinted;
+# the fine-tuning rate grid and warm-up shape the held-out fine-tunes only, never the in-training validation.
+RESUME_FREE = ("eval", "train.steps", "train.pretrain_share", "finetune.lr_grid", "finetune.tune_tokens",
+               "finetune.warmup_steps")
 LORA_ONLY = ("meta.lora", "meta.outer_params")  # settings that change nothing in a run without LoRA
 STATE_FILE = "training_state.pt"
 
@@ -42,8 +45,11 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     bar = progress_bar(total=budget, initial=run.state["tokens"], unit="tok", unit_scale=True, desc=system,
                        disable=not (progress and run.accelerator.is_main_process))
     last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), run.state["tokens"]
+    share = config.train.pretrain_steps() * tokens_per_step(config.meta) if system == "multinmt" else None
     while run.state["tokens"] < budget:
         record, step_tokens = run.train_step()
+        if share is not None and run.state["tokens"] - step_tokens < share <= run.state["tokens"]:
+            run.save_model(pretrained_checkpoint(run.out, config))  # where multimeta starts
         bar.update(step_tokens)
         done = run.state["tokens"] >= budget
         if run.state["step"] % config.train.eval_every == 0 or done:
@@ -148,6 +154,11 @@ class _Run:
         self.accelerator.wait_for_everyone()
         return bleu
 
+    def save_model(self, path: Path) -> None:
+        if self.accelerator.is_main_process:
+            _save(self.model, self.tokenizer, path, {**self.run_info, **self.state})
+        self.accelerator.wait_for_everyone()
+
     def log(self, record: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
             with open(self.out / "train_log.jsonl", "a", encoding="utf-8") as log:
@@ -161,9 +172,30 @@ class _Run:
 
 def _run_info(cfg: TrainConfig, data, data_dir: str | Path, system: str) -> dict[str, Any]:
     """What ``run.json`` and every checkpoint record of the run: a resumed run must match it."""
-    return {"system": system, "algorithm": cfg.meta.algorithm if system == "metanmt" else None,
+    return {"system": system, "algorithm": cfg.meta.algorithm if system != "multinmt" else None,
             "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
             "fingerprint": run_fingerprint(cfg), "data_fingerprint": data.manifest.get("cache_key")}
+
+
+def pretrained_checkpoint(multinmt_run: Path, cfg: TrainConfig) -> Path:
+    """The MultiNMT run's checkpoint at ``train.pretrain_share`` of the budget (saved when it passes there)."""
+    return multinmt_run / f"tokens_{cfg.train.pretrain_steps() * tokens_per_step(cfg.meta)}"
+
+
+def system_config(cfg: TrainConfig, system: str, multinmt_run: Path) -> TrainConfig:
+    """The config ``system`` trains with: multimeta meta-learns from the MultiNMT run's checkpoint at
+    ``train.pretrain_share`` of the budget for the rest of it, so all systems process the same tokens."""
+    import dataclasses
+
+    if system != "multimeta":
+        return cfg
+    init = pretrained_checkpoint(multinmt_run, cfg)
+    if not (init / "config.json").is_file():
+        raise MetaNMTError(f"multimeta starts from {init}, which the multinmt run writes as it passes "
+                           f"{init.name.removeprefix('tokens_')} target tokens: train multinmt first")
+    tc = cfg.train
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_from=str(init.resolve())),
+                               train=dataclasses.replace(tc, steps=tc.steps - tc.pretrain_steps()))
 
 
 def run_fingerprint(cfg: TrainConfig) -> str:
