@@ -21,7 +21,8 @@ from metanmt.errors import MetaNMTError
 # ``metanmt COMMAND --help``). Command ``a-b`` lives in ``metanmt.commands.a_b``: add a line and that module.
 COMMANDS: dict[str, str] = {
     "quickstart": "The main job end to end on the embedded demo corpus.",
-    "experiment": "Prepare, train both systems, fine-tune, evaluate, report.",
+    "experiment": "Prepare, train the systems (MetaNMT, MultiNMT, MultiNMT+MetaNMT), fine-tune, evaluate, "
+                  "report.",
     "prepare": "Clean, split, train the shared SentencePiece model and encode the corpora of a config.",
     "meta-train": "Meta-train the translation model over the training languages (FOMAML by default; MAML, "
                   "Reptile).",

@@ -63,7 +63,7 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
     for name in ("report.json", "report.md", "bleu_vs_size.png"):
         assert (tmp_path / "run" / "report" / name).is_file(), name
     evals = sorted((tmp_path / "run" / "eval").rglob("*_test.json"))
-    assert len(evals) == 4  # 2 systems x (zero-shot + 500 tokens) on fi/test
+    assert len(evals) == 6  # 3 systems x (zero-shot + 500 tokens) on fi/test
     result = json.loads(evals[0].read_text())
     assert result["bleu_signature"].startswith("nrefs:1") and result["num_sentences"] == 20
     assert set(result["source_gap"]) == {"loss", "shuffled_loss", "gap"}
@@ -71,7 +71,7 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
     assert len(sources) == 20  # the sources beside hypotheses and references
     # each trained model is also scored on every training language's dev split
     dev = sorted((tmp_path / "run" / "eval").rglob("train_dev.json"))
-    assert sorted(p.parent.name for p in dev) == sorted(["de", "es", "fr", "it"] * 2)
+    assert sorted(p.parent.name for p in dev) == sorted(["de", "es", "fr", "it"] * 3)
     md = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "MetaNMT" in md and "MultiNMT" in md
     assert md.index("## Verdict") < md.index("## Training languages")  # the verdict comes first
@@ -81,7 +81,7 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
     assert validations and all("gap" in r["source_gap"] for r in validations)
     assert report  # the report dict is returned too
     # each system's fine-tuning rate is chosen on the validation language and used for every test fine-tune
-    for system in ("metanmt", "multinmt"):
+    for system in ("metanmt", "multinmt", "multimeta"):
         choice = json.loads((tmp_path / "run" / "eval" / system / "finetune_lr.json").read_text())
         assert choice["langs"] == ["ro"] and set(choice["scores"]) == {"0.0001", "0.001"}
         best = max(choice["scores"].items(), key=lambda kv: (kv[1]["chrf_mean"], kv[1]["mean"]))
@@ -97,6 +97,15 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
     budget = 4 * per_step
     for lines in logs.values():  # each stops at the first step that reaches the budget
         assert budget <= json.loads(lines[-1])["tokens"] < budget + per_step
+    # multimeta: meta-learning from MultiNMT's checkpoint at half the budget, for the other half
+    start = tmp_path / "run" / "multinmt" / f"tokens_{budget // 2}"
+    pretrained = json.loads((start / "metanmt.json").read_text())["tokens"]
+    assert budget // 2 <= pretrained < budget // 2 + per_step
+    run_info = json.loads((tmp_path / "run" / "multimeta" / "run.json").read_text())
+    assert run_info["config"]["model"]["init_from"] == str(start.resolve())
+    meta_lines = (tmp_path / "run" / "multimeta" / "train_log.jsonl").read_text().splitlines()
+    assert budget // 2 <= json.loads(meta_lines[-1])["tokens"] < budget // 2 + per_step
+    assert "MultiNMT+MetaNMT" in md
 
 
 def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
@@ -222,6 +231,36 @@ def test_finetune_early_stopping_keeps_the_best_dev_loss(tiny_data):
                       FinetuneSection(lr=3e-3, max_steps=60, eval_every=5, patience=2))
     assert result.best_dev_loss < start
     assert dev_loss(model, dev, 1000) == pytest.approx(result.best_dev_loss, rel=1e-5)
+
+
+def test_multimeta_needs_the_multinmt_checkpoint_at_its_share(tmp_path):
+    from metanmt.train.trainer import system_config
+
+    config = TrainConfig.from_dict(TINY)
+    assert system_config(config, "metanmt", tmp_path / "multinmt") is config
+    with pytest.raises(MetaNMTError, match="tokens_1600.*train multinmt first"):
+        system_config(config, "multimeta", tmp_path / "multinmt")
+    with pytest.raises(MetaNMTError, match="pretrain_share"):
+        TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "pretrain_share": 1.0}})
+
+
+def test_finetune_warms_up_linearly_when_early_stopping(tiny_data):
+    """finetune.warmup_steps: the rate climbs lr/W, 2 lr/W, ... to lr, then stays."""
+    from metanmt.data import PreparedData
+    from metanmt.models.seq2seq import build_model
+    from metanmt.tasks.translation import batches_by_tokens
+    from metanmt.train.config import FinetuneSection
+    from metanmt.train.finetune import _Update
+
+    data = PreparedData.load(tiny_data)
+    batch = next(iter(batches_by_tokens(data.pairs("fi", "train").subset(range(4)), 1000, rng=None)))
+    model = build_model("tiny", data.vocab_size)
+    update = _Update.build(model, FinetuneSection(lr=1e-3), torch.device("cpu"), "no", warmup_steps=4)
+    rates = []
+    for _ in range(6):
+        rates.append(update.optimizer.param_groups[0]["lr"])
+        update(batch)
+    assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
 
 def test_corrupt_and_mismatched_checkpoints_are_clear_errors(tiny_data, tmp_path):

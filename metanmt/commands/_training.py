@@ -13,7 +13,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, meta: bool) -> None:
     parser.add_argument("--config", required=True, help="YAML config (sections data/model/meta/train/...)")
     parser.add_argument("--data", required=True, help="directory written by 'metanmt prepare'")
     parser.add_argument("--output-dir", required=True, help="run directory: best/, last/, train_log.jsonl")
-    parser.add_argument("--steps", type=int, help="override train.steps (the token budget of both systems)")
+    parser.add_argument("--steps", type=int, help="override train.steps (the token budget of every system)")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--preset", choices=PRESETS, help="override model.preset")
     parser.add_argument("--init-from",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from metanmt.train.config import SYSTEMS
 
@@ -11,7 +12,7 @@ DETAILS = ("Fine-tuning covers sizes x draws on the test languages. Completed st
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = None,
-                  default_output: str | None = None) -> None:
+                  default_output: str | None = None, default_systems: Sequence[str] = tuple(SYSTEMS)) -> None:
     parser.add_argument("--config", required=default_config is None, default=default_config,
                         help="experiment YAML (data/model/meta/train/finetune/eval sections)")
     parser.add_argument("--output-dir", required=default_output is None, default=default_output,
@@ -23,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--sizes", nargs="+", type=int,
                         help="fine-tuning sizes in tokens (None: the config's)")
     parser.add_argument("--draws", type=int, help="random draws per size (None: the config's)")
-    parser.add_argument("--systems", nargs="+", choices=SYSTEMS,
-                        help="only these systems (two processes can split the work)")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(default_systems),
+                        help="the systems to train and evaluate, in this order (multimeta after multinmt: it "
+                             "starts from a MultiNMT checkpoint); processes can split the work")
     parser.add_argument("--max-eval-sentences", type=int, help="decode only the first N test sentences")
     parser.add_argument("--splits", nargs="+", help="evaluate only these splits, e.g. test (None: every "
                                                       "evaluation split of each language)")

@@ -103,7 +103,8 @@ class TrainSection:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.pretrain_share < 1.0:
-            raise MetaNMTError(f"train.pretrain_share must lie strictly between 0 and 1, not {self.pretrain_share}")
+            raise MetaNMTError("train.pretrain_share must lie strictly between 0 and 1, not "
+                               f"{self.pretrain_share}")
 
     def pretrain_steps(self) -> int:
         """The meta-steps of the budget that multimeta spends as MultiNMT (the checkpoint it starts from)."""

@@ -150,7 +150,8 @@ class _Update:
         amp = autocast(device, mixed_precision)  # refuses fp16 off CUDA before anything changes
         trainable = set_trainable(model, cfg.params)
         optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
-        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(warmup_steps, 1)))
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                   lambda s: min(1.0, (s + 1) / max(warmup_steps, 1)))
         return cls(model, trainable, optimizer, amp,
                    torch.amp.GradScaler(device.type, enabled=mixed_precision == "fp16"), warmup)
 

@@ -34,20 +34,47 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     from metanmt.data.prepare import prepare
     from metanmt.eval.report import write_report
     from metanmt.train.config import SYSTEMS, TrainConfig
-    from metanmt.train.finetune import finetune_checkpoint
-    from metanmt.train.trainer import system_config, train
-    from metanmt.train.validation import choose_finetune_lr
 
-    systems = list(systems or SYSTEMS)
-    unknown_systems = sorted(set(systems) - set(SYSTEMS))
+    unknown_systems = sorted(set(systems or ()) - set(SYSTEMS))
     if unknown_systems:
         raise MetaNMTError(f"unknown systems {unknown_systems}; choose from {list(SYSTEMS)}")
-
+    systems = [s for s in SYSTEMS if s in (systems or SYSTEMS)]  # multimeta after the multinmt it starts from
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
     _step("1/4 prepare data")
     data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
     data = PreparedData.load(data_dir)
+    cells = _cells(data, langs, sizes, draws)
+    models = {}  # system -> the checkpoint fine-tuned
+    for system in systems:
+        _step(f"2/4 train {system}")
+        models[system] = _train(config, system, data_dir, out, checkpoint, progress)
+    _step("3/4 fine-tune and evaluate")
+    for system in systems:  # what each system learned on its own training languages
+        _evaluate_training_languages(models[system], data, data_dir, out / "eval" / system, config.eval,
+                                     progress)
+    for system in systems:
+        _finetune_and_evaluate(models[system], out, system, config, data, data_dir, cells,
+                               _Decoding(splits, max_eval_sentences, progress))
+    _step("4/4 report")
+    trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
+    report = write_report(out / "eval", out / "report", train_runs=trained)
+    print(f"report: {out / 'report' / 'report.md'}")
+    return report
+
+
+@dataclasses.dataclass(frozen=True)
+class _Decoding:
+    """What the evaluation of each fine-tuned model decodes."""
+
+    splits: Sequence[str] | None  # None: every evaluation split of the language
+    max_eval_sentences: int | None
+    progress: bool
+
+
+def _cells(data, langs: Sequence[str] | None, sizes: Sequence[int] | None,
+           draws: int | None) -> list[tuple[str, int, int]]:
+    """The (language, fine-tuning tokens, draw) cells asked for; zero-shot has one draw."""
     langs = list(langs or data.test_langs)
     sizes = list(sizes if sizes is not None else data.finetune_sizes)
     draws = data.num_draws if draws is None else draws
@@ -55,36 +82,35 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     if unknown:
         raise MetaNMTError(f"languages {unknown} have no fine-tuning data; prepared: "
                            f"{data.test_langs + data.valid_langs}")
+    return [(la, t, d) for la in langs for t in sizes for d in range(1 if t == 0 else draws)]
 
-    best = {}
-    for i, system in enumerate(systems):
-        _step(f"2/4 train {system}")
-        best[system] = train(system_config(config, system, out / "multinmt"), data_dir, out / system,
-                             system=system, progress=progress)  # resumes
-        if checkpoint == "last":
-            best[system] = out / system / "last"
 
-    _step("3/4 fine-tune and evaluate")
-    for system in systems:  # what each system learned on its own training languages
-        _evaluate_training_languages(best[system], data, data_dir, out / "eval" / system, config.eval,
-                                     progress)
-    for system in systems:
-        lr = choose_finetune_lr(best[system], data, config, out / "eval" / system / "finetune_lr.json")
-        ft = dataclasses.replace(config.finetune, lr=lr)
-        cells = ((la, t, d) for la in langs for t in sizes for d in range(1 if t == 0 else draws))
-        for lang, tokens, draw in cells:
-            model_dir = out / "finetune" / system / lang / str(tokens) / f"draw{draw}"
-            if not _finetuned_from(model_dir, best[system]):
-                finetune_checkpoint(best[system], lang, tokens, draw, model_dir, ft, data_dir=data_dir,
-                                    seed=config.train.seed, progress=progress)
-            for split in splits or data.eval_splits(lang):
-                _evaluate_cell(model_dir, out / "eval" / system / lang, f"{tokens}_draw{draw}", lang, split,
-                               draw, config.eval, data_dir, max_eval_sentences, progress)
-    _step("4/4 report")
-    trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
-    report = write_report(out / "eval", out / "report", train_runs=trained)
-    print(f"report: {out / 'report' / 'report.md'}")
-    return report
+def _train(config, system: str, data_dir: Path, out: Path, checkpoint: str, progress: bool) -> Path:
+    """Train (or resume) ``system``; the checkpoint that is fine-tuned (``best`` or ``last``)."""
+    from metanmt.train.trainer import system_config, train
+
+    best = train(system_config(config, system, out / "multinmt"), data_dir, out / system, system=system,
+                 progress=progress)
+    return out / system / "last" if checkpoint == "last" else best
+
+
+def _finetune_and_evaluate(base: Path, out: Path, system: str, config, data, data_dir: Path,
+                           cells: list[tuple[str, int, int]], decoding: _Decoding) -> None:
+    """Fine-tune the checkpoint ``base`` on every cell at the rate the system chose on the validation
+    languages, and evaluate each fine-tuned model (work already done is skipped)."""
+    from metanmt.train.finetune import finetune_checkpoint
+    from metanmt.train.validation import choose_finetune_lr
+
+    lr = choose_finetune_lr(base, data, config, out / "eval" / system / "finetune_lr.json")
+    ft = dataclasses.replace(config.finetune, lr=lr)
+    for lang, tokens, draw in cells:
+        model_dir = out / "finetune" / system / lang / str(tokens) / f"draw{draw}"
+        if not _finetuned_from(model_dir, base):
+            finetune_checkpoint(base, lang, tokens, draw, model_dir, ft, data_dir=data_dir,
+                                seed=config.train.seed, progress=decoding.progress)
+        for split in decoding.splits or data.eval_splits(lang):
+            _evaluate_cell(model_dir, out / "eval" / system / lang, f"{tokens}_draw{draw}", lang, split, draw,
+                           config.eval, data_dir, decoding.max_eval_sentences, decoding.progress)
 
 
 def _finetuned_from(model_dir: Path, base: Path) -> bool:

@@ -178,7 +178,7 @@ def _run_info(cfg: TrainConfig, data, data_dir: str | Path, system: str) -> dict
 
 
 def pretrained_checkpoint(multinmt_run: Path, cfg: TrainConfig) -> Path:
-    """The MultiNMT run's checkpoint at ``train.pretrain_share`` of the budget (saved when it passes there)."""
+    """The MultiNMT run's checkpoint at ``train.pretrain_share`` of the budget (saved as it passes there)."""
     return multinmt_run / f"tokens_{cfg.train.pretrain_steps() * tokens_per_step(cfg.meta)}"
 
 
