@@ -238,6 +238,8 @@ def test_report_opens_with_the_verdict(tmp_path):
     assert decisions == [("fi", "test", 4000, None), ("fi", "test", 16000, "metanmt"),
                          ("tr", "test", 4000, "multinmt"), ("fi", "test_flores", 16000, "metanmt")]
     assert verdict["counts"] == {"cells": 4, "metanmt": 2, "multinmt": 1, "no_difference": 1, "not_tested": 0}
+    assert verdict["pairs"] == [{k: verdict[k] for k in ("pair", "neither_learned", "comparisons", "counts")}]
+    assert verdict["pair"] == ["metanmt", "multinmt"] and "MultiNMT+MetaNMT" not in md
     assert "MetaNMT better in 2 of 4 cells, MultiNMT better in 1, no significant difference in 1." in md
     mean = {(c["system"], c["tokens"]): c["bleu_mean"] for c in table(report, "fi", "test")["cells"]}
     fi_4k, fi_16k = verdict["comparisons"][:2]
@@ -412,3 +414,88 @@ def test_training_curves_need_a_run_directory(tmp_path):
 
     with pytest.raises(MetaNMTError, match="not a training run directory"):
         read_training_runs([tmp_path])
+
+
+THREE = ("metanmt", "multinmt", "multimeta")
+CELLS = (("fi", 4000), ("fi", 16000), ("tr", 4000))
+
+
+def write_three_systems(root, systems=THREE):
+    """Two draws per held-out cell: MetaNMT (5% word errors) beats MultiNMT (30%) everywhere; MultiNMT+MetaNMT
+    beats it on fi (5%) and loses on tr (70%). Each system also on a training language's dev set."""
+    rates = {"metanmt": {"fi": 0.05, "tr": 0.05}, "multinmt": {"fi": 0.3, "tr": 0.3},
+             "multimeta": {"fi": 0.05, "tr": 0.7}}
+    gaps = {"metanmt": 1.0, "multinmt": 2.0, "multimeta": 1.5}
+    for system in systems:
+        for (lang, tokens), draw in ((cell, d) for cell in CELLS for d in range(2)):
+            write_eval(root, lang, "test", system, tokens, draw, rates[system][lang], gap=gaps[system])
+        write_eval(root, "de", "dev", system, 0, None, 0.3, gap=gaps[system],
+                   model_info={"system": system, "tokens": 1_000_000})
+
+
+def test_every_other_system_is_compared_with_the_baseline(tmp_path):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    write_three_systems(root)
+    for system, gap in zip(THREE, (1.2, 0.3, 0.8), strict=True):
+        write_training_run(tmp_path / system, system, [(2, 1_000_000, 2.0, gap)])
+    report = write_report(root, out, n_bootstrap=100, train_runs=[tmp_path / s for s in THREE])
+    verdict, md = report["verdict"], (out / "report.md").read_text()
+
+    main, other = verdict["pairs"]
+    assert main == {k: verdict[k] for k in ("pair", "neither_learned", "comparisons", "counts")}
+    assert (main["pair"], other["pair"]) == (["metanmt", "multinmt"], ["multimeta", "multinmt"])
+    assert main["counts"] == {"cells": 3, "metanmt": 3, "multinmt": 0, "no_difference": 0, "not_tested": 0}
+    assert other["counts"] == {"cells": 3, "multimeta": 2, "multinmt": 1, "no_difference": 0, "not_tested": 0}
+    assert [(c["lang"], c["tokens"], c["winner"]) for c in other["comparisons"]] == [
+        ("fi", 4000, "multimeta"), ("fi", 16000, "multimeta"), ("tr", 4000, "multinmt")]
+    fi = table(report, "fi", "test")
+    assert fi["systems"] == ["metanmt", "multinmt", "multimeta"]
+    assert [(t["pair"], t["tokens"]) for t in fi["tests"]] == [
+        (["metanmt", "multinmt"], 4000), (["metanmt", "multinmt"], 16000),
+        (["multimeta", "multinmt"], 4000), (["multimeta", "multinmt"], 16000)]
+    for d in (d for t in fi["tests"] if t["pair"][0] == "multimeta" for d in t["draws"]):
+        assert d["bleu_p"] < 0.05 and d["multimeta_bleu"] > d["multinmt_bleu"]
+
+    first = md.index("MetaNMT better in 3 of 3 cells, MultiNMT better in 0, no significant difference in 0.")
+    assert first < md.index("**MultiNMT+MetaNMT vs MultiNMT**: MultiNMT+MetaNMT better in 2 of 3 cells, "
+                            "MultiNMT better in 1, no significant difference in 0.") < md.index("## Training")
+    tr = other["comparisons"][2]
+    assert (f"| tr (Turkish) · test | MultiNMT better ({tr['multimeta_bleu']:.1f} vs "
+            f"{tr['multinmt_bleu']:.1f}) |") in md
+    assert "| p (MetaNMT vs MultiNMT) | – |" in md and "| p (MultiNMT+MetaNMT vs MultiNMT) | – |" in md
+    assert ("Source gap (nats per token, mean over draws; sizes as in the columns): MetaNMT – · 1.00 · 1.00; "
+            "MultiNMT – · 2.00 · 2.00; MultiNMT+MetaNMT – · 1.50 · 1.50.") in md
+    assert "| Language | MetaNMT BLEU | MultiNMT BLEU | MultiNMT+MetaNMT BLEU | MetaNMT chrF |" in md
+    assert "| MultiNMT+MetaNMT | 1,000,000 | 2.00 | 0.80 |" in md
+
+
+def test_samples_show_every_system(tmp_path):
+    root = tmp_path / "runs"
+    write_three_systems(root)
+    report = build_report(find_evaluations(root), n_bootstrap=20)
+    md = render_markdown(report, "runs", None)
+    samples = report["samples"]
+    assert (samples["lang"], samples["tokens"], samples["draw"]) == ("fi", 16000, 0)
+    assert samples["systems"] == list(THREE)
+    hyps = {s: (root / s / "16000" / "draw0" / "fi.test.hyp.txt").read_text().splitlines()[:5] for s in THREE}
+    assert samples["sentences"][0] == {"source": "fi source 0", "reference": references("fi", "test")[0],
+                                       **{s: hyps[s][0] for s in THREE}}
+    assert (f"- MetaNMT: {hyps['metanmt'][4]}\n- MultiNMT: {hyps['multinmt'][4]}\n"
+            f"- MultiNMT+MetaNMT: {hyps['multimeta'][4]}\n") in md
+
+
+@pytest.mark.parametrize("systems, pairs", [
+    (("metanmt", "multimeta"), []),  # no baseline: nothing to compare
+    (("multinmt", "multimeta"), [["multimeta", "multinmt"]]),  # no MetaNMT: only the other pair
+])
+def test_pairs_need_both_systems(tmp_path, systems, pairs):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    write_three_systems(root, systems)
+    report = write_report(root, out, n_bootstrap=20)
+    verdict, md = report["verdict"], (out / "report.md").read_text()
+    assert [b["pair"] for b in verdict["pairs"]] == pairs
+    assert verdict["comparisons"] == [] and verdict["counts"]["cells"] == 0
+    assert "No held-out cell has both MetaNMT and MultiNMT evaluations: nothing to compare." in md
+    assert ("**MultiNMT+MetaNMT vs MultiNMT**: MultiNMT+MetaNMT better in 2 of 3 cells" in md) == bool(pairs)
+    assert all(t["pair"] == ["multimeta", "multinmt"] for tb in report["tables"] for t in tb["tests"])
+    assert report["samples"]["systems"] == list(systems) and report["warnings"] == []

@@ -2,9 +2,10 @@
 
 Every result JSON written by :func:`metanmt.eval.evaluate.evaluate_model` under a runs directory is
 collected and grouped by (language, split, system, fine-tuning tokens); scores are averaged over the
-fine-tuning draws. For each cell where both systems were evaluated, sacrebleu's paired bootstrap compares
-MetaNMT with MultiNMT draw by draw on the saved hypotheses. The report opens with the verdict those numbers
-support (:mod:`metanmt.eval.verdict`), then each trained model's scores on its own training languages,
+fine-tuning draws. For each compared pair (:data:`PAIRS`: MetaNMT vs MultiNMT, the paper's claim, then
+every other system vs the MultiNMT baseline) and each cell where both were evaluated, sacrebleu's paired
+bootstrap compares the two draw by draw on the saved hypotheses. The report opens with the verdict those
+numbers support (:mod:`metanmt.eval.verdict`), then each trained model's scores on its own training languages,
 sample translations, and one table per held-out language and split. Partial results are reported as they
 are: missing cells show as "–". Paths in the report are relative to its directory.
 """
@@ -16,6 +17,7 @@ import logging
 import os
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,9 @@ from metanmt.train.config import SYSTEMS
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMES = SYSTEMS
-META, MULTI = SYSTEM_NAMES
+MAIN_PAIR = META, MULTI = "metanmt", "multinmt"  # the claim of Gu et al. (2018); MultiNMT is the baseline
+# the pairs compared, the main one first: every other system is compared with the baseline the same way
+PAIRS = [MAIN_PAIR, *((system, MULTI) for system in SYSTEM_NAMES if system not in MAIN_PAIR)]
 IN_DOMAIN_SPLIT = "test"
 TRAINING_SPLIT = "dev"  # the pipeline scores each trained model on its training languages' dev sets
 SAMPLE_SENTENCES = 5
@@ -136,25 +140,27 @@ def _mean_or_none(values: list[float | None]) -> float | None:
     return statistics.fmean(measured) if measured else None
 
 
-def _pair_draw(meta: Evaluation, multi: Evaluation, ctx: _Build) -> dict[str, Any]:
-    """Paired bootstrap of one draw's MetaNMT vs MultiNMT outputs (or why it could not run)."""
+def _pair_draw(first: Evaluation, second: Evaluation, ctx: _Build) -> dict[str, Any]:
+    """Paired bootstrap of one draw's outputs, ``first`` against the baseline ``second`` (or why it could
+    not run); scores are keyed by system id (``metanmt_bleu``, ``multinmt_bleu``, ...)."""
     from metanmt.eval.metrics import paired_bootstrap
 
     try:
-        meta_hyps, multi_hyps = meta.lines("hypotheses"), multi.lines("hypotheses")
-        refs, multi_refs = meta.lines("references"), multi.lines("references")
+        hyps, baseline_hyps = first.lines("hypotheses"), second.lines("hypotheses")
+        refs, baseline_refs = first.lines("references"), second.lines("references")
     except OSError as err:
-        return {"draw": meta.draw, "skipped": f"cannot read saved outputs: {ctx.os_error(err)}"}
-    if refs != multi_refs:
-        return {"draw": meta.draw,
-                "skipped": f"references differ: {ctx.shown(meta.path)} vs {ctx.shown(multi.path)}"}
+        return {"draw": first.draw, "skipped": f"cannot read saved outputs: {ctx.os_error(err)}"}
+    if refs != baseline_refs:
+        return {"draw": first.draw,
+                "skipped": f"references differ: {ctx.shown(first.path)} vs {ctx.shown(second.path)}"}
     try:
-        test = paired_bootstrap(multi_hyps, meta_hyps, refs, n_samples=ctx.n_bootstrap)
+        test = paired_bootstrap(baseline_hyps, hyps, refs, n_samples=ctx.n_bootstrap)
     except ValueError as err:  # hypotheses and references of different lengths
-        return {"draw": meta.draw, "skipped": f"{ctx.shown(meta.path)} / {ctx.shown(multi.path)}: {err}"}
+        return {"draw": first.draw, "skipped": f"{ctx.shown(first.path)} / {ctx.shown(second.path)}: {err}"}
+    a, b = first.system, second.system
     return {
-        "draw": meta.draw, "metanmt_bleu": test.system_bleu, "multinmt_bleu": test.baseline_bleu,
-        "bleu_p": test.bleu_p, "metanmt_chrf": test.system_chrf, "multinmt_chrf": test.baseline_chrf,
+        "draw": first.draw, f"{a}_bleu": test.system_bleu, f"{b}_bleu": test.baseline_bleu,
+        "bleu_p": test.bleu_p, f"{a}_chrf": test.system_chrf, f"{b}_chrf": test.baseline_chrf,
         "chrf_p": test.chrf_p, "signature": test.signature,
     }
 
@@ -195,20 +201,21 @@ def _row(system: str, tokens: int, evs: list[Evaluation], ctx: _Build) -> dict[s
     }
 
 
-def _test(cells: dict[tuple[str, int], list[Evaluation]], tokens: int, where: str,
+def _test(cells: dict[tuple[str, int], list[Evaluation]], pair: tuple[str, str], tokens: int, where: str,
           ctx: _Build) -> dict[str, Any] | None:
-    """The paired bootstrap of MetaNMT vs MultiNMT at one size, draw by draw (None: nothing to pair)."""
-    meta = {e.draw: e for e in cells.get((META, tokens), [])}
-    multi = {e.draw: e for e in cells.get((MULTI, tokens), [])}
-    common = sorted(meta.keys() & multi.keys(), key=_draw_order)
+    """The paired bootstrap of ``pair`` = (system, baseline) at one size, draw by draw (None: nothing to
+    pair)."""
+    first, second = ({e.draw: e for e in cells.get((system, tokens), [])} for system in pair)
+    common = sorted(first.keys() & second.keys(), key=_draw_order)
     if not common:
         return None
-    draws = [_pair_draw(meta[d], multi[d], ctx) for d in common]
-    ctx.warnings += [f"{where}, {tokens} tokens, draw {d['draw']}: no paired test, {d['skipped']}"
+    draws = [_pair_draw(first[d], second[d], ctx) for d in common]
+    vs = f"{system_name(pair[0])} vs {system_name(pair[1])}"
+    ctx.warnings += [f"{where}, {tokens} tokens, draw {d['draw']}: no paired test, {d['skipped']} ({vs})"
                      for d in draws if "skipped" in d]
     done = [d for d in draws if "skipped" not in d]
     return {
-        "tokens": tokens, "draws": draws,
+        "pair": list(pair), "tokens": tokens, "draws": draws,
         "bleu_p_max": max((d["bleu_p"] for d in done), default=None),
         "chrf_p_max": max((d["chrf_p"] for d in done), default=None),
     }
@@ -226,7 +233,8 @@ def _tables(evaluations: list[Evaluation], ctx: _Build) -> list[dict[str, Any]]:
         sizes = sorted({0} | {tokens for _, tokens in cells})
         systems = sorted({system for system, _ in cells}, key=_system_order)
         rows = [_row(s, t, cells[(s, t)], ctx) for s in systems for t in sizes if (s, t) in cells]
-        tests = [test for t in sizes if (test := _test(cells, t, f"{lang}/{split}", ctx))]
+        where = f"{lang}/{split}"
+        tests = [test for pair in PAIRS for t in sizes if (test := _test(cells, pair, t, where, ctx))]
         tables.append({"lang": lang, "split": split, "tokens": sizes, "systems": systems, "cells": rows,
                        "tests": tests})
     return tables
@@ -252,35 +260,37 @@ def _training_languages(evaluations: list[Evaluation]) -> dict[str, Any]:
     return {"systems": systems, "rows": rows, "mean": mean}
 
 
-def _sample_pair(evaluations: list[Evaluation]) -> tuple[Evaluation, Evaluation] | None:
-    """MetaNMT's and MultiNMT's in-domain test evaluation of the first held-out language (by code) that
-    both have, at its largest fine-tuning size both have, first draw."""
-    found = {(e.lang, e.system, e.tokens, e.draw): e for e in evaluations if e.split == IN_DOMAIN_SPLIT}
-    both = [(lang, tokens, draw) for lang, system, tokens, draw in found
-            if system == META and (lang, MULTI, tokens, draw) in found]
-    if not both:
-        return None
-    lang, tokens, draw = min(both, key=lambda ltd: (ltd[0], -ltd[1], _draw_order(ltd[2])))
-    return found[(lang, META, tokens, draw)], found[(lang, MULTI, tokens, draw)]
+def _sample_set(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """The in-domain test evaluations of the systems shown as samples: of the (language, size, draw) that
+    most systems (at least two) have, the first language by code, its largest size, its first draw."""
+    found: dict[tuple[str, int, int | None], list[Evaluation]] = defaultdict(list)
+    for e in evaluations:
+        if e.split == IN_DOMAIN_SPLIT:
+            found[(e.lang, e.tokens, e.draw)].append(e)
+    shared = [key for key, evs in found.items() if len(evs) > 1]
+    if not shared:
+        return []
+    key = min(shared, key=lambda ltd: (-len(found[ltd]), ltd[0], -ltd[1], _draw_order(ltd[2])))
+    return sorted(found[key], key=lambda e: _system_order(e.system))
 
 
 def _samples(evaluations: list[Evaluation], ctx: _Build) -> dict[str, Any] | None:
-    """The first sentences of one held-out test set translated by both systems: the scores as text."""
-    if (pair := _sample_pair(evaluations)) is None:
+    """The first sentences of one held-out test set translated by every system: the scores as text."""
+    if not (shown := _sample_set(evaluations)):
         return None
-    meta, multi = pair
+    first = shown[0]
     try:
-        columns = {"reference": meta.lines("references"), META: meta.lines("hypotheses"),
-                   MULTI: multi.lines("hypotheses")}
-    except OSError:  # the paired test of this very draw has already warned about it
+        columns = {"reference": first.lines("references"), **{e.system: e.lines("hypotheses") for e in shown}}
+    except OSError:  # lost outputs: no samples; the paired tests of this draw warn about them
         return None
     try:
-        columns = {"source": meta.lines("sources") if meta.result.get("sources") else [], **columns}
+        columns = {"source": first.lines("sources") if first.result.get("sources") else [], **columns}
     except OSError as err:
         ctx.warnings.append(f"sample translations without sources: {ctx.os_error(err)}")
         columns = {"source": [], **columns}
     n = min(SAMPLE_SENTENCES, len(columns["reference"]))
-    return {"lang": meta.lang, "split": meta.split, "tokens": meta.tokens, "draw": meta.draw,
+    return {"lang": first.lang, "split": first.split, "tokens": first.tokens, "draw": first.draw,
+            "systems": [e.system for e in shown],
             "sentences": [{k: lines[i] if i < len(lines) else None for k, lines in columns.items()}
                           for i in range(n)]}
 
@@ -300,7 +310,7 @@ def build_report(evaluations: list[Evaluation], n_bootstrap: int = 1000,
     return {
         "num_evaluations": len(kept),
         "systems": {s: system_name(s) for s in systems},
-        "verdict": build_verdict(kept, in_domain_first, systems, (META, MULTI)),
+        "verdict": build_verdict(kept, in_domain_first, systems, PAIRS),
         "training_languages": _training_languages([e for e in kept if e.on_training_language]),
         "samples": _samples(held_out, ctx),
         "bleu_signatures": sorted({e.result["bleu_signature"] for e in kept}),
@@ -341,7 +351,7 @@ def _fmt_size(tokens: int) -> str:
 
 
 def _markdown_table(table: dict[str, Any], metric: str) -> list[str]:
-    """Rows = systems, columns = fine-tuning sizes; the last row holds the paired-bootstrap p-values."""
+    """Rows = systems, columns = fine-tuning sizes; then a row of paired-bootstrap p-values per pair."""
     sizes = table["tokens"]
     cell = {(c["system"], c["tokens"]): c for c in table["cells"]}
     lines = [
@@ -354,11 +364,18 @@ def _markdown_table(table: dict[str, Any], metric: str) -> list[str]:
             for t in sizes
         ]
         lines.append(f"| {system_name(system)} | " + " | ".join(values) + " |")
-    if table["tests"]:
-        p_by_size = {test["tokens"]: test[f"{metric}_p_max"] for test in table["tests"]}
+    p_by_pair: dict[tuple[str, ...], dict[int, float | None]] = defaultdict(dict)  # in PAIRS order
+    for test in table["tests"]:
+        p_by_pair[tuple(test["pair"])][test["tokens"]] = test[f"{metric}_p_max"]
+    for pair, p_by_size in p_by_pair.items():
         values = [MISSING if p_by_size.get(t) is None else f"{p_by_size[t]:.3f}" for t in sizes]
-        lines.append("| p (MetaNMT vs MultiNMT) | " + " | ".join(values) + " |")
+        lines.append(f"| p ({_vs(pair)}) | " + " | ".join(values) + " |")
     return lines
+
+
+def _vs(pair: Sequence[str]) -> str:
+    """``MetaNMT vs MultiNMT``."""
+    return " vs ".join(system_name(s) for s in pair)
 
 
 def _fmt_value(value: float | None, key: str) -> str:
@@ -366,33 +383,32 @@ def _fmt_value(value: float | None, key: str) -> str:
     return MISSING if value is None else f"{value:.2f}" if key == "source_gap" else f"{value:.1f}"
 
 
-def _decision(comparison: dict[str, Any]) -> str:
-    """A verdict cell: who is better, then the two mean BLEUs."""
+def _decision(comparison: dict[str, Any], pair: Sequence[str]) -> str:
+    """A verdict cell: who is better, then the two mean BLEUs in the order of ``pair``."""
     if not comparison["tested"]:
         return "not tested"
     winner = comparison["winner"]
     label = f"{system_name(winner)} better" if winner else "no significant difference"
-    return f"{label} ({comparison[f'{META}_bleu']:.1f} vs {comparison[f'{MULTI}_bleu']:.1f})"
+    return f"{label} ({comparison[f'{pair[0]}_bleu']:.1f} vs {comparison[f'{pair[1]}_bleu']:.1f})"
 
 
-def _comparison_markdown(verdict: dict[str, Any]) -> list[str]:
-    """The count line, then a table of decisions: rows (language, split), columns fine-tuning sizes."""
-    comparisons, counts = verdict["comparisons"], verdict["counts"]
-    if not comparisons:
-        return ["No held-out cell has both MetaNMT and MultiNMT evaluations: nothing to compare."]
+def _counts_line(block: dict[str, Any]) -> str:
+    """How many cells each system of a verdict block wins."""
+    (first, second), counts = block["pair"], block["counts"]
     untested = f", not tested in {counts['not_tested']}" if counts["not_tested"] else ""
+    return (f"{system_name(first)} better in {counts[first]} of {counts['cells']} cells, "
+            f"{system_name(second)} better in {counts[second]}, "
+            f"no significant difference in {counts['no_difference']}{untested}.")
+
+
+def _decisions_table(block: dict[str, Any]) -> list[str]:
+    """A verdict block's decisions: rows (language, split), in-domain splits first; columns sizes."""
+    comparisons = block["comparisons"]
     sizes = sorted({c["tokens"] for c in comparisons})
-    rows: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)  # in-domain splits first
+    rows: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
     for c in comparisons:
-        rows[(c["lang"], c["split"])][c["tokens"]] = _decision(c)
+        rows[(c["lang"], c["split"])][c["tokens"]] = _decision(c, block["pair"])
     return [
-        (f"MetaNMT better in {counts[META]} of {counts['cells']} cells, MultiNMT better in {counts[MULTI]}, "
-         f"no significant difference in {counts['no_difference']}{untested}."),
-        "",
-        (f"A system is better only if its mean BLEU is higher and it is ahead with paired-bootstrap "
-         f"p < {verdict['alpha']} on every fine-tuning draw. Cells: the decision (MetaNMT vs MultiNMT BLEU, "
-         "means over draws)."),
-        "",
         "| Language · split | " + " | ".join(_fmt_size(t) for t in sizes) + " |",
         "| --- | " + " | ".join("---" for _ in sizes) + " |",
         *[f"| {_lang_title(lang)} · {split} | " + " | ".join(cells.get(t, MISSING) for t in sizes) + " |"
@@ -400,8 +416,46 @@ def _comparison_markdown(verdict: dict[str, Any]) -> list[str]:
     ]
 
 
+def _neither_note(block: dict[str, Any], min_gap: float) -> list[str]:
+    """The warning that a pair's comparison means nothing, when neither of its systems uses its source."""
+    if not block["neither_learned"]:
+        return []
+    return ["", (f"**Neither system has learned to translate** (both source gaps < {min_gap} nats): the "
+                 f"{_vs(block['pair'])} comparison below means nothing.")]
+
+
+def _comparison_markdown(verdict: dict[str, Any]) -> list[str]:
+    """The main pair: the count line, how a cell is decided, then the table of decisions."""
+    if not verdict["comparisons"]:
+        names = " and ".join(map(system_name, verdict["pair"]))
+        return [f"No held-out cell has both {names} evaluations: nothing to compare."]
+    return [
+        _counts_line(verdict), "",
+        (f"A system is better only if its mean BLEU is higher and it is ahead with paired-bootstrap "
+         f"p < {verdict['alpha']} on every fine-tuning draw. Cells: the decision ({_vs(verdict['pair'])} "
+         "BLEU, means over draws; the same for each pair below)."),
+        "", *_decisions_table(verdict),
+    ]
+
+
+def _other_pairs_markdown(verdict: dict[str, Any]) -> list[str]:
+    """Every other compared pair (a system vs the baseline): its count line, then its decisions."""
+    out = []
+    for block in verdict.get("pairs", []):
+        if block["pair"] == verdict["pair"]:
+            continue
+        title = f"**{_vs(block['pair'])}**"
+        if not block["comparisons"]:
+            out += ["", f"{title}: no held-out cell has both evaluations: nothing to compare."]
+            continue
+        out += ["", f"{title}: {_counts_line(block)}", *_neither_note(block, verdict["min_gap"]),
+                "", *_decisions_table(block)]
+    return out
+
+
 def _verdict_markdown(verdict: dict[str, Any]) -> list[str]:
-    """The opening section: has each system learned to translate, and who is better in each held-out cell."""
+    """The opening section: has each system learned to translate, and who is better in each held-out cell,
+    the main pair first."""
     from metanmt.eval.diagnostics import verdict_line
 
     out = ["## Verdict", ""]
@@ -411,10 +465,8 @@ def _verdict_markdown(verdict: dict[str, Any]) -> list[str]:
         out.append(f"- {verdict_line(system_name(system), gap['gap'])}{mean if gap['n'] else ''}")
     if not verdict["source_gap"]:
         out.append("No evaluation results found.")
-    if verdict["neither_learned"]:
-        out += ["", (f"**Neither system has learned to translate** (both source gaps < {verdict['min_gap']} "
-                     "nats): the MetaNMT vs MultiNMT comparison below means nothing.")]
-    return out + ["", *_comparison_markdown(verdict), ""]
+    out += _neither_note(verdict, verdict["min_gap"])
+    return out + ["", *_comparison_markdown(verdict), *_other_pairs_markdown(verdict), ""]
 
 
 USABLE_BLEU = 10.0  # below it on its own training languages, a system translates too poorly to settle much
@@ -460,10 +512,10 @@ def _training_markdown(training: dict[str, Any]) -> list[str]:
 
 
 def _samples_markdown(samples: dict[str, Any] | None) -> list[str]:
-    """Source, reference and both systems' hypotheses of the sample sentences."""
+    """Source, reference and every shown system's hypothesis of the sample sentences."""
     if not samples:
         return []
-    labels = {"source": "Source", "reference": "Reference", **{s: system_name(s) for s in (META, MULTI)}}
+    labels = {"source": "Source", "reference": "Reference", **{s: system_name(s) for s in samples["systems"]}}
     size, draw = _fmt_size(samples["tokens"]), samples["draw"]
     out = ["## Sample translations", "",
            (f"The first {len(samples['sentences'])} sentences of {_lang_title(samples['lang'])} · "
@@ -492,8 +544,8 @@ def _held_out_markdown(report: dict[str, Any], plot: str | None) -> list[str]:
         ("Columns are fine-tuning sizes in tokens (0 = zero-shot). Cells are the score's mean ± sample "
          f"standard deviation over fine-tuning draws (no ± for a single draw); {MISSING} = not evaluated."),
         ("p: sacrebleu paired bootstrap resampling "
-         f"({report['n_bootstrap']} resamples) of MetaNMT against MultiNMT on the same draw and references; "
-         "the largest p over draws."),
+         f"({report['n_bootstrap']} resamples) of each compared pair (rows \"p (… vs MultiNMT)\") on the "
+         "same draw and references; the largest p over draws."),
         "",
     ]
     out += _finetune_lr_markdown(report.get("finetune_lr") or {})

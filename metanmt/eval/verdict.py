@@ -2,9 +2,10 @@
 
 Two questions, in order. Has each system learned to translate at all? Its source gap (see
 :mod:`metanmt.eval.diagnostics`) answers that; below :data:`~metanmt.eval.diagnostics.MIN_GAP` its BLEU is
-noise and so is any comparison with it. Then, for each held-out cell (language, split, fine-tuning size):
-is one system better? Only when its mean BLEU is higher *and* it is ahead with paired-bootstrap
-p < :data:`ALPHA` on every fine-tuning draw; one lucky draw is not a result.
+noise and so is any comparison with it. Then, for each compared pair of systems (MetaNMT vs MultiNMT first)
+and each held-out cell (language, split, fine-tuning size): is one system of the pair better? Only when its
+mean BLEU is higher *and* it is ahead with paired-bootstrap p < :data:`ALPHA` on every fine-tuning draw;
+one lucky draw is not a result.
 """
 
 from __future__ import annotations
@@ -52,19 +53,30 @@ def compare(test: dict[str, Any], first: str, second: str) -> dict[str, Any]:
             **{f"{s}_bleu": m for s, m in mean.items()}}
 
 
-def build_verdict(evaluations: Sequence[Evaluation], tables: Sequence[dict[str, Any]],
-                  systems: Sequence[str], pair: tuple[str, str]) -> dict[str, Any]:
-    """Source gaps of ``systems`` and the decision of every held-out cell of ``tables`` (in their order)
-    comparing ``pair`` = (first, second); ``neither_learned`` when both of the pair measured a small gap."""
+def _pair_block(tables: Sequence[dict[str, Any]], pair: tuple[str, str],
+                gaps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The decision of every held-out cell of ``tables`` (in their order) that tested ``pair``, the counts,
+    and ``neither_learned`` when both systems of the pair measured a small source gap."""
     from metanmt.eval.diagnostics import MIN_GAP
 
-    gaps = mean_gaps(evaluations, systems)
-    pair_gaps = [gaps.get(s, {}).get("gap") for s in pair]
     comparisons = [{"lang": t["lang"], "split": t["split"], **compare(test, *pair)}
-                   for t in tables for test in t["tests"]]
+                   for t in tables for test in t["tests"] if test["pair"] == list(pair)]
     tested = [c["winner"] for c in comparisons if c["tested"]]
     counts = {"cells": len(comparisons), **{s: tested.count(s) for s in pair},
               "no_difference": tested.count(None), "not_tested": len(comparisons) - len(tested)}
-    return {"min_gap": MIN_GAP, "alpha": ALPHA, "source_gap": gaps,
-            "neither_learned": all(g is not None and g < MIN_GAP for g in pair_gaps),
+    pair_gaps = [gaps.get(s, {}).get("gap") for s in pair]
+    return {"pair": list(pair), "neither_learned": all(g is not None and g < MIN_GAP for g in pair_gaps),
             "comparisons": comparisons, "counts": counts}
+
+
+def build_verdict(evaluations: Sequence[Evaluation], tables: Sequence[dict[str, Any]],
+                  systems: Sequence[str], pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Source gaps of ``systems`` and one comparison block per pair of ``pairs`` whose both systems are
+    among ``systems`` (``"pairs"``). The block of the main pair ``pairs[0]`` is also at the top level
+    (``pair``, ``neither_learned``, ``comparisons``, ``counts``), present or not."""
+    from metanmt.eval.diagnostics import MIN_GAP
+
+    gaps = mean_gaps(evaluations, systems)
+    blocks = [_pair_block(tables, pair, gaps) for pair in pairs]
+    return {"min_gap": MIN_GAP, "alpha": ALPHA, "source_gap": gaps, **blocks[0],
+            "pairs": [b for b in blocks if set(b["pair"]) <= set(systems)]}
