@@ -255,39 +255,12 @@ def load_config(config: str | Path | Mapping[str, Any]) -> DataConfig:
 
     Other top-level keys (``model``, ``meta``, ``train``, ...) belong to other commands and are ignored.
     """
-    if isinstance(config, Mapping):
-        full = dict(config)
-        where = "the config"
-    else:
-        import yaml
-
-        path = Path(config)
-        try:
-            full = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise MetaNMTError(f"cannot read config {path}: {err.strerror or err}") from None
-        except yaml.YAMLError as err:
-            raise MetaNMTError(f"{path} is not valid YAML: {err}") from None
-        where = str(path)
-        if not isinstance(full, Mapping):
-            raise MetaNMTError(f"{path} must hold a YAML mapping")
+    full, where = _read_mapping(config)
     if "data" not in full:
         raise MetaNMTError(f"{where} has no top-level 'data:' section (the settings of 'metanmt prepare')")
     section = _mapping(full["data"], "data")
     _check_keys(section, ("seed", "tasks", "clean", "spm", "tokenizer", "finetune"), "data")
-    tasks = _mapping(section.get("tasks"), "data.tasks")
-    _check_keys(tasks, GROUPS, "data.tasks")
-    plans: dict[str, LanguagePlan] = {}
-    for group in GROUPS:
-        for plan in _group_plans(group, tasks.get(group)):
-            if plan.lang in plans:
-                raise MetaNMTError(
-                    f"language {plan.lang!r} is listed in both data.tasks.{plans[plan.lang].group} and "
-                    f"data.tasks.{group}"
-                )
-            plans[plan.lang] = plan
-    if not any(plan.group == "train" for plan in plans.values()):
-        raise MetaNMTError("data.tasks.train.languages is empty: meta-training needs at least one language")
+    plans = _language_plans(_mapping(section.get("tasks"), "data.tasks"))
     spm = _dataclass_from(SpmConfig, section.get("spm"), "data.spm")
     if spm.model_type not in _SPM_TYPES:
         raise MetaNMTError(f"data.spm.model_type must be one of {list(_SPM_TYPES)}, not {spm.model_type!r}")
@@ -300,3 +273,36 @@ def load_config(config: str | Path | Mapping[str, Any]) -> DataConfig:
         section=section,
         tokenizer=_dataclass_from(TokenizerConfig, section.get("tokenizer"), "data.tokenizer"),
     )
+
+
+def _read_mapping(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The whole config as a mapping, and how errors name it (its path)."""
+    if isinstance(config, Mapping):
+        return dict(config), "the config"
+    import yaml
+
+    path = Path(config)
+    try:
+        full = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise MetaNMTError(f"cannot read config {path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise MetaNMTError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(full, Mapping):
+        raise MetaNMTError(f"{path} must hold a YAML mapping")
+    return dict(full), str(path)
+
+
+def _language_plans(tasks: Mapping[str, Any]) -> dict[str, LanguagePlan]:
+    """Every language of ``data.tasks`` with its plan; a language may sit in one group only."""
+    _check_keys(tasks, GROUPS, "data.tasks")
+    plans: dict[str, LanguagePlan] = {}
+    for group in GROUPS:
+        for plan in _group_plans(group, tasks.get(group)):
+            if plan.lang in plans:
+                raise MetaNMTError(f"language {plan.lang!r} is listed in both "
+                                   f"data.tasks.{plans[plan.lang].group} and data.tasks.{group}")
+            plans[plan.lang] = plan
+    if not any(plan.group == "train" for plan in plans.values()):
+        raise MetaNMTError("data.tasks.train.languages is empty: meta-training needs at least one language")
+    return plans

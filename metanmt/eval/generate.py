@@ -99,15 +99,10 @@ def translate(
     todo = [i for i, s in enumerate(sentences) if s.strip()]
     if not todo:
         return results
-    # beam-only options make HF warn under greedy search (num_beams=1). No early_stopping=True: it ends the
-    # search once num_beams hypotheses are finished, so short low-scoring ones can beat the best beam
-    # still running (tests/test_generate.py); HF's default stops only when no running beam can win.
-    beam_kwargs = {"num_beams": num_beams,
-                   "length_penalty": length_penalty} if num_beams > 1 else {"num_beams": 1}
-    max_positions = families.max_positions(model.config)
-    encoded, _ = families.encode(tokenizer, lang, [sentences[i] for i in todo], max_length=max_positions)
+    search = _BeamSearch(model, tokenizer, num_beams, length_penalty, max_len_a, max_len_b)
+    encoded, _ = families.encode(tokenizer, lang, [sentences[i] for i in todo],
+                                 max_length=search.max_positions)
     lengths = [len(ids) for ids in encoded]
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
@@ -115,23 +110,40 @@ def translate(
         bar = progress_bar(total=len(todo), desc=desc, unit="sent", disable=bar_off)
         with torch.inference_mode(), bar:
             for batch in length_sorted_batches(lengths, batch_size, max_tokens):
-                inputs = tokenizer.pad({"input_ids": [encoded[j] for j in batch]}, return_tensors="pt")
-                # the decoder start token takes position 0, so at most max_positions - 1 new tokens
-                budgets = [max(1, min(int(max_len_a * lengths[j] + max_len_b), max_positions - 1))
-                           for j in batch]
-                out = model.generate(
-                    input_ids=inputs["input_ids"].to(device),
-                    attention_mask=inputs["attention_mask"].to(device),
-                    # as max_length (the decoder start token + the budget): HF warns when a max_new_tokens
-                    # meets the max_length a checkpoint's generation_config.json carries
-                    max_length=max(budgets) + 1,
-                    logits_processor=[PerSentenceBudget(budgets, num_beams, model.config.eos_token_id)],
-                    do_sample=False,
-                    **beam_kwargs,
-                )
-                for j, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True), strict=True):
-                    results[todo[j]] = " ".join(text.split())  # one line, single spaces
+                for j, text in zip(batch, search([encoded[j] for j in batch]), strict=True):
+                    results[todo[j]] = text
                 bar.update(len(batch))
     finally:
         model.train(was_training)
     return results
+
+
+class _BeamSearch:
+    """``generate`` on one batch of encoded sources, each with its own output budget; single-line outputs."""
+
+    def __init__(self, model, tokenizer, num_beams: int, length_penalty: float, max_len_a: float,
+                 max_len_b: int) -> None:
+        self.model, self.tokenizer, self.num_beams = model, tokenizer, num_beams
+        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self.max_positions = families.max_positions(model.config)
+        # beam-only options make HF warn under greedy search (num_beams=1). No early_stopping=True: it ends
+        # the search once num_beams hypotheses are finished, so short low-scoring ones can beat the best beam
+        # still running (tests/test_generate.py); HF's default stops only when no running beam can win.
+        self.beam_kwargs = ({"num_beams": num_beams, "length_penalty": length_penalty} if num_beams > 1
+                            else {"num_beams": 1})
+
+    def __call__(self, encoded: list[list[int]]) -> list[str]:
+        model = self.model
+        device = next(model.parameters()).device
+        inputs = self.tokenizer.pad({"input_ids": encoded}, return_tensors="pt")
+        # the decoder start token takes position 0, so at most max_positions - 1 new tokens
+        budgets = [max(1, min(int(self.max_len_a * len(ids) + self.max_len_b), self.max_positions - 1))
+                   for ids in encoded]
+        out = model.generate(
+            input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device),
+            # as max_length (the decoder start token + the budget): HF warns when a max_new_tokens meets
+            # the max_length a checkpoint's generation_config.json carries
+            max_length=max(budgets) + 1,
+            logits_processor=[PerSentenceBudget(budgets, self.num_beams, model.config.eos_token_id)],
+            do_sample=False, **self.beam_kwargs)
+        return [" ".join(text.split()) for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

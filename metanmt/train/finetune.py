@@ -105,9 +105,8 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     batches = itertools.chain.from_iterable(
         batches_by_tokens(train_pairs, cfg.batch_tokens, rng=rng) for _ in itertools.count())
     steps = cfg.max_steps if max_steps is None else max_steps
-    best = (dev_loss(model, dev_pairs, cfg.batch_tokens), 0) if early_stopping else (None, 0)
-    best_state = copy.deepcopy(model.state_dict()) if early_stopping else None
-    bad_evals, tokens, step = 0, 0, 0
+    stopping = _EarlyStopping(model, dev_pairs, cfg) if early_stopping else None
+    tokens, step = 0, 0
     model.train()
     bar = progress_bar(total=steps, desc="fine-tune", disable=not progress, leave=False)
     for step in range(1, steps + 1):
@@ -116,20 +115,37 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
         tokens += int((batch["labels"] != -100).sum())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        if early_stopping and step % cfg.eval_every == 0:
-            loss_dev = dev_loss(model, dev_pairs, cfg.batch_tokens)
-            if loss_dev < best[0]:
-                best, bad_evals = (loss_dev, step), 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_evals += 1
-                if bad_evals >= cfg.patience:
-                    break
+        if stopping and step % cfg.eval_every == 0 and stopping.should_stop(step):
+            break
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best_loss, best_step = stopping.restore_best() if stopping else (None, 0)
     set_trainable(model, "all")
-    return FinetuneResult(steps=step, best_step=best[1], best_dev_loss=best[0], train_tokens=tokens)
+    return FinetuneResult(steps=step, best_step=best_step, best_dev_loss=best_loss, train_tokens=tokens)
+
+
+class _EarlyStopping:
+    """Dev-loss checks: keeps the weights of the best one (step 0 included) and says when ``patience``
+    checks in a row brought no improvement."""
+
+    def __init__(self, model, dev_pairs, cfg: FinetuneSection) -> None:
+        self.model, self.dev_pairs, self.cfg = model, dev_pairs, cfg
+        self.best_loss, self.best_step = dev_loss(model, dev_pairs, cfg.batch_tokens), 0
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.bad_checks = 0
+
+    def should_stop(self, step: int) -> bool:
+        loss = dev_loss(self.model, self.dev_pairs, self.cfg.batch_tokens)
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.bad_checks = loss, step, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            return False
+        self.bad_checks += 1
+        return self.bad_checks >= self.cfg.patience
+
+    def restore_best(self) -> tuple[float, int]:
+        """Load the best weights into the model; their dev loss and step."""
+        self.model.load_state_dict(self.best_state)
+        return self.best_loss, self.best_step
 
 
 @dataclass
