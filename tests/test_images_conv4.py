@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from metanmt.meta import Episode, MetaConfig, MetaLearner
 from metanmt.models.conv4 import Conv4
@@ -47,3 +48,49 @@ def test_maml_adaptation_through_conv4_fits_the_support_and_leaves_running_stats
     assert after < 0.5 * adapted.support_losses[0]
     learner.meta_step([ep], torch.optim.Adam(learner.parameters(), 1e-3))
     assert torch.equal(model.features[1].running_mean, running)
+
+
+@pytest.mark.parametrize("pool, head", [("stride", 5), ("max", None), ("max", 4)])
+@pytest.mark.parametrize("train", [True, False])
+def test_forward_tasks_is_functional_call_task_by_task(pool, head, train):
+    torch.manual_seed(0)
+    tasks = 3
+    model = Conv4(1, 6, 28, pool, head).double().train(train)
+    params = {n: p.detach() + 0.1 * torch.randn(tasks, *p.shape, dtype=torch.float64)
+              for n, p in model.named_parameters()}
+    buffers = {n: b.expand(tasks, *b.shape).clone() for n, b in model.named_buffers()}
+    for n, b in buffers.items():
+        if "running" in n:
+            b.add_(torch.rand_like(b))  # other statistics per task, for eval mode
+    expected = {n: b.clone() for n, b in buffers.items()}
+    x = torch.rand(tasks, 7, 1, 28, 28, dtype=torch.float64)
+    out = model.forward_tasks(params, buffers, x)
+    for t in range(tasks):  # functional_call updates the views expected[n][t] in place, as forward does
+        one = functional_call(model, ({n: p[t] for n, p in params.items()},
+                                      {n: b[t] for n, b in expected.items()}), (x[t],))
+        torch.testing.assert_close(out[t], one, rtol=1e-12, atol=1e-14)
+    for n, b in buffers.items():
+        torch.testing.assert_close(b, expected[n], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile"])
+def test_grouped_convolutions_vmap_and_one_by_one_give_one_meta_gradient(algorithm):
+    g = torch.Generator().manual_seed(0)
+
+    def images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.rand(n, 1, 28, 28, generator=g, dtype=torch.float64), torch.arange(5).repeat(n // 5)
+
+    episodes = [Episode(images(5), images(10)) for _ in range(3)]
+    grads = {}
+    for path in ("one_by_one", "vmap", "grouped"):
+        torch.manual_seed(1)
+        model = Conv4(1, 6, 28, "stride", 5).double()
+        if path == "vmap":
+            model.forward_tasks = None  # hidden: vmap's own rules batch the model
+        learner = MetaLearner(model, lambda f, b: F.cross_entropy(f(b[0]), b[1]),
+                              MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.4,
+                                         batch_tasks=path != "one_by_one"))
+        learner.accumulate_meta_gradients(episodes)
+        grads[path] = torch.cat([p.grad.reshape(-1) for p in learner.parameters()])
+    torch.testing.assert_close(grads["vmap"], grads["one_by_one"], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grads["grouped"], grads["one_by_one"], rtol=1e-12, atol=1e-14)

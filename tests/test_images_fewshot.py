@@ -71,9 +71,10 @@ def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_pat
 @pytest.mark.parametrize("algorithm", ["maml", "reptile"])
 def test_second_order_maml_and_reptile_run_with_their_published_settings(fewshot, tmp_path, algorithm):
     assert fewshot(algorithm, "--algorithm", algorithm, "--meta-batch", "2", "--meta-steps", "2",
-                   "--eval-every", "2", "--eval-inner-steps", "2") == 0
+                   "--eval-every", "2", "--eval-inner-steps", "2", "--batch-tasks", "yes") == 0
     results = read(tmp_path / algorithm)
     assert results["algorithm"] == algorithm and results["meta_steps"] == 2
+    assert results["config"]["batch_tasks"] == "yes"  # the meta-batch's two tasks ran together
     if algorithm == "reptile":  # Nichol et al.: inner Adam, 10 training shots, outer SGD step 1 annealed to 0
         assert results["config"]["inner_optimizer"] == "adam" and results["config"]["train_shots"] == 10
         assert results["config"]["lr_schedule"] == "linear" and results["config"]["meta_lr"] == 1.0

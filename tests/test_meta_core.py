@@ -1,15 +1,20 @@
 """Numerical checks of the episodic core: MAML against finite differences, FOMAML, Reptile, BatchNorm,
-errors."""
+errors; each meta-gradient check on both paths, tasks one by one and tasks batched (``batch_tasks``)."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import metanmt.meta.learner as learner_module
 from metanmt.errors import MetaNMTError
 from metanmt.meta import Episode, MetaConfig, MetaLearner
+
+BOTH_PATHS = pytest.mark.parametrize("batch_tasks", [False, True], ids=["one_by_one", "batched"])
 
 
 def mlp(seed: int = 0, dtype=torch.float64, bn: bool = False) -> nn.Module:
@@ -23,12 +28,13 @@ def regression_loss(forward, batch):
     return F.mse_loss(forward(x), y)
 
 
-def episodes(n: int = 2, seed: int = 1, dtype=torch.float64) -> list[Episode]:
+def episodes(n: int = 2, seed: int = 1, dtype=torch.float64, sizes: tuple[int, int] = (5, 7)
+             ) -> list[Episode]:
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(n):
         w = torch.randn(3, 2, generator=g, dtype=dtype)
-        xs, xq = torch.randn(5, 3, generator=g, dtype=dtype), torch.randn(7, 3, generator=g, dtype=dtype)
+        xs, xq = (torch.randn(size, 3, generator=g, dtype=dtype) for size in sizes)
         out.append(Episode(support=(xs, torch.sin(xs @ w)), query=(xq, torch.sin(xq @ w)), task=f"t{i}"))
     return out
 
@@ -46,11 +52,12 @@ def flat_grad(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.grad.reshape(-1) for p in module.parameters()])
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("steps", [1, 3])
-def test_maml_meta_gradient_matches_finite_differences(steps):
+def test_maml_meta_gradient_matches_finite_differences(steps, batch_tasks):
     model = mlp()
-    learner = MetaLearner(model, regression_loss,
-                          MetaConfig(algorithm="maml", inner_steps=steps, inner_lr=0.3))
+    config = MetaConfig(algorithm="maml", inner_steps=steps, inner_lr=0.3, batch_tasks=batch_tasks)
+    learner = MetaLearner(model, regression_loss, config)
     eps = episodes()
     learner.accumulate_meta_gradients(eps)
     analytic = flat_grad(model)
@@ -78,9 +85,11 @@ def test_maml_meta_gradient_matches_finite_differences(steps):
     assert (flat_grad(model) - analytic).norm() / analytic.norm() > 1e-3
 
 
-def test_fomaml_gradient_is_query_gradient_at_adapted_parameters():
+@BOTH_PATHS
+def test_fomaml_gradient_is_query_gradient_at_adapted_parameters(batch_tasks):
     model = mlp()
-    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="fomaml", inner_steps=2, inner_lr=0.2))
+    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="fomaml", inner_steps=2, inner_lr=0.2,
+                                                             batch_tasks=batch_tasks))
     eps = episodes(3)
     learner.accumulate_meta_gradients(eps)
     got = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -95,10 +104,11 @@ def test_fomaml_gradient_is_query_gradient_at_adapted_parameters():
         torch.testing.assert_close(value, expected[n], rtol=1e-10, atol=1e-12)
 
 
-def test_reptile_update_is_scaled_parameter_difference():
+@BOTH_PATHS
+def test_reptile_update_is_scaled_parameter_difference(batch_tasks):
     model = mlp()
-    learner = MetaLearner(model, regression_loss,
-                          MetaConfig(algorithm="reptile", inner_steps=4, inner_lr=0.1))
+    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm="reptile", inner_steps=4, inner_lr=0.1,
+                                                             batch_tasks=batch_tasks))
     eps = episodes(2)
     init = {n: p.detach().clone() for n, p in model.named_parameters()}
     adapted = [learner.adapt(ep.support, steps=4).params for ep in eps]
@@ -109,10 +119,12 @@ def test_reptile_update_is_scaled_parameter_difference():
         torch.testing.assert_close(p.detach(), init[n] + step_size * (mean_phi - init[n]))
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
-def test_zero_inner_steps_is_ordinary_training(algorithm):
+def test_zero_inner_steps_is_ordinary_training(algorithm, batch_tasks):
     model = mlp()
-    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm=algorithm, inner_steps=0))
+    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm=algorithm, inner_steps=0,
+                                                             batch_tasks=batch_tasks))
     eps = episodes(2)
     learner.accumulate_meta_gradients(eps)
     got = flat_grad(model).clone()
@@ -132,11 +144,12 @@ def test_frozen_parameters_do_not_move_in_inner_loop():
         assert moved == n.startswith("0."), n
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
-def test_learned_inner_learning_rates_receive_gradients(algorithm):
+def test_learned_inner_learning_rates_receive_gradients(algorithm, batch_tasks):
     model = mlp()
-    learner = MetaLearner(model, regression_loss,
-                          MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.1, learn_inner_lr=True))
+    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.1,
+                                                             learn_inner_lr=True, batch_tasks=batch_tasks))
     assert learner.inner_lrs.shape == (2, 4)
     before = learner.inner_lrs.detach().clone()
     learner.meta_step(episodes(2), torch.optim.SGD(learner.parameters(), lr=0.01))
@@ -163,12 +176,13 @@ def test_multi_step_loss_changes_the_meta_gradient():
     assert torch.isfinite(grads[1]).all() and not torch.allclose(grads[0], grads[1])
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile"])
-def test_batchnorm_running_statistics_are_never_polluted(algorithm):
+def test_batchnorm_running_statistics_are_never_polluted(algorithm, batch_tasks):
     model = mlp(bn=True)
     bn = model[1]
-    learner = MetaLearner(model, regression_loss,
-                          MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.1))
+    learner = MetaLearner(model, regression_loss, MetaConfig(algorithm=algorithm, inner_steps=2, inner_lr=0.1,
+                                                             batch_tasks=batch_tasks))
     learner.meta_step(episodes(2), torch.optim.SGD(learner.parameters(), lr=0.01))
     learner.adapt(episodes(1)[0].support)
     assert torch.equal(bn.running_mean, torch.zeros(8, dtype=torch.float64))
@@ -259,3 +273,69 @@ def test_support_statistics_need_running_statistics():
     model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.Linear(8, 2))
     with pytest.raises(MetaNMTError, match="track_running_stats=False"):
         MetaLearner(model, regression_loss, MetaConfig(bn_eval="support"))
+
+
+# ---------------------------------------------------------------------- tasks batched (``batch_tasks``)
+def meta_gradient(config: MetaConfig, eps: list[Episode], bn: bool = False
+                  ) -> tuple[torch.Tensor, MetaLearner]:
+    model = mlp(bn=bn)
+    learner = MetaLearner(model, regression_loss, config)
+    result = learner.accumulate_meta_gradients(eps)
+    grads = torch.cat([p.grad.reshape(-1) for p in learner.parameters()])
+    return torch.cat([grads, torch.tensor([result.loss, result.support_loss], dtype=grads.dtype)]), learner
+
+
+@pytest.mark.parametrize("settings", [
+    {"algorithm": "maml"}, {"algorithm": "fomaml"}, {"algorithm": "reptile"},
+    {"algorithm": "maml", "learn_inner_lr": True}, {"algorithm": "fomaml", "learn_inner_lr": True},
+    {"algorithm": "maml", "multi_step_loss": True}, {"algorithm": "maml", "inner_optimizer": "adam"},
+    {"algorithm": "maml", "fast_params": ("0.*",)},
+], ids=lambda s: "-".join(str(v) for v in s.values()))
+@pytest.mark.parametrize("bn", [False, True], ids=["mlp", "batchnorm"])
+def test_batched_and_one_by_one_meta_gradients_agree_to_float64_precision(settings, bn):
+    eps = episodes(4)
+    config = {"inner_steps": 3, "inner_lr": 0.2, **settings}
+    one_by_one, _ = meta_gradient(MetaConfig(**config, batch_tasks=False), eps, bn)
+    batched, learner = meta_gradient(MetaConfig(**config, batch_tasks=True), eps, bn)
+    assert learner._batchable  # the batched path did run
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-12, atol=1e-14)
+
+
+def test_episodes_of_other_shapes_are_batched_apart():
+    eps = episodes(2) + episodes(2, seed=2, sizes=(4, 9)) + episodes(1, seed=3, sizes=(6, 6))
+    one_by_one, _ = meta_gradient(MetaConfig(algorithm="maml", inner_steps=2, batch_tasks=False), eps)
+    batched, _ = meta_gradient(MetaConfig(algorithm="maml", inner_steps=2, batch_tasks=True), eps)
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-12, atol=1e-14)
+
+
+def dropout_mlp() -> nn.Module:  # random operations: vmapped tasks would not draw what they draw one by one
+    return nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 2)).double()
+
+
+def test_batching_a_model_vmap_cannot_run_is_a_clear_error():
+    learner = MetaLearner(dropout_mlp(), regression_loss, MetaConfig(batch_tasks=True))
+    with pytest.raises(MetaNMTError, match="batch_tasks=True, but this model cannot run its tasks together "
+                                           "under torch.func.vmap .*random operation"):
+        learner.accumulate_meta_gradients(episodes(2))
+
+
+def test_auto_batches_only_where_it_pays_and_falls_back_with_a_warning(monkeypatch):
+    learner = MetaLearner(mlp(), regression_loss, MetaConfig())
+    learner.accumulate_meta_gradients(episodes(2))
+    assert learner._batchable is None  # on CPU the tasks run one by one: vmap was not even tried
+    monkeypatch.setattr(learner_module, "batching_pays", lambda device: True)  # as on an accelerator
+    learner.accumulate_meta_gradients(episodes(2))
+    assert learner._batchable
+    fallback = MetaLearner(dropout_mlp(), regression_loss, MetaConfig())
+    with pytest.warns(UserWarning, match="one by one: the model fails under torch.func.vmap"):
+        fallback.accumulate_meta_gradients(episodes(2))
+    assert fallback._batchable is False
+    assert all(p.grad is not None for p in fallback.parameters())  # from the one-by-one rerun
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, then one by one without trying again
+        fallback.accumulate_meta_gradients(episodes(2))
+
+
+def test_bad_batch_tasks_is_an_error():
+    with pytest.raises(MetaNMTError, match="batch_tasks must be 'auto', True or False"):
+        MetaConfig(batch_tasks="yes")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from metanmt.errors import MetaNMTError
 from metanmt.meta import Episode, MetaConfig, MetaLearner
 from metanmt.models.seq2seq import build_model
 from metanmt.tasks.translation import seq2seq_loss
@@ -52,3 +54,13 @@ def test_embedding_and_encoder_adaptation_keeps_decoder_fixed():
     # the tied output projection follows the adapted shared embedding
     module = adapted.to_module()
     assert torch.equal(module.lm_head.weight, adapted.params["model.shared.weight"])
+
+
+def test_marian_cannot_be_batched_and_says_so():
+    """The HF transformer has data-dependent control flow: its tasks run one by one ("auto" on any device);
+    asking for batched tasks is a clear error."""
+    torch.manual_seed(0)
+    model = build_model("tiny", vocab_size=50, dropout=0.0)
+    learner = MetaLearner(model, seq2seq_loss, MetaConfig(inner_steps=1, inner_lr=0.5, batch_tasks=True))
+    with pytest.raises(MetaNMTError, match="cannot run its tasks together under torch.func.vmap"):
+        learner.accumulate_meta_gradients([toy_episode(1), toy_episode(2)])

@@ -20,6 +20,7 @@ from metanmt.meta.learner import BN_EVAL
 
 DATASETS = ("omniglot", "miniimagenet")
 LR_SCHEDULES = ("constant", "step", "linear")
+BATCH_TASKS = ("auto", "yes", "no")
 _PUBLISHED = "unset: the published setting for the dataset, algorithm and ways"
 
 
@@ -64,6 +65,10 @@ class FewShotConfig:
     bn_eval: str = _option("transductive", "BatchNorm statistics of adapted MAML/Reptile models at test",
                            choices=BN_EVAL)
     hidden: int | None = _option(None, f"Conv-4 filters; {_PUBLISHED}")
+    batch_tasks: str = _option("auto", "MAML/FOMAML/Reptile: run a meta-batch's tasks together (the "
+                               "Conv-4 as grouped convolutions; the same meta-gradient) or one by one; "
+                               "auto: together on an accelerator, one by one on CPU, where that measured "
+                               "faster", choices=BATCH_TASKS)
     eval_every: int = _option(500, "validate and checkpoint every this many meta-steps")
     val_episodes: int = _option(100, "episodes per validation")
     eval_episodes: int = _option(600, "test episodes (E)")
@@ -129,6 +134,8 @@ def resolve_config(cfg: FewShotConfig) -> FewShotConfig:
     if cfg.algorithm != "protonet" and cfg.train_ways != cfg.ways:
         raise MetaNMTError(f"{cfg.algorithm} trains a {cfg.ways}-way classifier head: --train-ways must "
                            f"equal --ways (got {cfg.train_ways})")
+    if cfg.batch_tasks not in BATCH_TASKS:
+        raise MetaNMTError(f"--batch-tasks must be one of {', '.join(BATCH_TASKS)}, not {cfg.batch_tasks!r}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise MetaNMTError(f"unknown lr schedule {cfg.lr_schedule!r}; use constant, step or linear")
     for name in ("meta_batch", "eval_every", "eval_episodes", "val_episodes", "ways", "shots"):

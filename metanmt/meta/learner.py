@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metanmt.errors import MetaNMTError
+from metanmt.meta.batched import TaskGroup, batching_pays, group_episodes, per_task, task_losses
 from metanmt.meta.episode import Episode
 from metanmt.meta.inner_optim import get_inner_update
 from metanmt.meta.params import check_names, select_fast_names
@@ -40,7 +42,10 @@ class MetaConfig:
     average the query loss after every inner step instead of using the last one (MAML++). ``bn_eval``:
     BatchNorm statistics used when predicting with adapted parameters: "transductive" (statistics of the
     batch being predicted, as in the MAML paper) or "support" (statistics of the support set, so each query
-    is predicted on its own).
+    is predicted on its own). ``batch_tasks``: run the episodes of a meta-batch that share shapes together,
+    per-task fast weights along a leading dimension under ``torch.func.vmap`` (the same meta-gradient up to
+    rounding): True, False, or "auto": together on accelerators, one by one on CPU (faster there, see
+    :func:`~metanmt.meta.batched.batching_pays`) and for models vmap cannot run (a warning says why).
     """
 
     algorithm: Literal["maml", "fomaml", "reptile"] = "fomaml"
@@ -54,6 +59,7 @@ class MetaConfig:
     grad_clip: float | None = None
     multi_step_loss: bool = False
     bn_eval: Literal["transductive", "support"] = "transductive"
+    batch_tasks: Literal["auto"] | bool = "auto"
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -64,6 +70,8 @@ class MetaConfig:
             raise MetaNMTError("reptile supports neither learn_inner_lr nor multi_step_loss")
         if self.bn_eval not in BN_EVAL:
             raise MetaNMTError(f"bn_eval must be one of {', '.join(BN_EVAL)}, not {self.bn_eval!r}")
+        if self.batch_tasks not in ("auto", True, False):
+            raise MetaNMTError(f"batch_tasks must be 'auto', True or False, not {self.batch_tasks!r}")
         patterns = self.fast_params
         self.fast_params = tuple([patterns] if isinstance(patterns, str) else patterns)
 
@@ -139,6 +147,7 @@ class MetaLearner(nn.Module):
                                                      dtype=like.dtype, device=like.device))
         else:
             self.inner_lrs = None
+        self._batchable: bool | None = None  # whether the model ran under vmap (None: not tried yet)
 
     # ------------------------------------------------------------------ public API
     def meta_step(self, episodes: Sequence[Episode], optimizer: torch.optim.Optimizer | None = None
@@ -165,10 +174,7 @@ class MetaLearner(nn.Module):
         before = [p.grad for p in params]
         for p in params:
             p.grad = None
-        for episode in episodes:
-            q_loss, s_loss = self._episode_meta_loss(episode, scale=1.0 / total_tasks)
-            local[1] += q_loss
-            local[2] += s_loss
+        local[1], local[2] = self._backward_episodes(episodes, 1.0 / total_tasks)
         self._all_reduce_grads(params)
         for p, old in zip(params, before):
             if old is not None:
@@ -196,57 +202,111 @@ class MetaLearner(nn.Module):
         buffers = dict(self.model.named_buffers())
         return lambda *args, **kwargs: self._call(merged, buffers, args, kwargs)
 
-    # ------------------------------------------------------------------ the episode
-    def _episode_meta_loss(self, episode: Episode, scale: float) -> tuple[float, float]:
-        cfg = self.config
-        support, query = self._to_device(episode.support), self._to_device(episode.query)
-        _check_not_empty(support, "support", episode.task)
-        if cfg.algorithm != "reptile":  # Reptile's update needs no query set (it is only monitored)
-            _check_not_empty(query, "query", episode.task)
+    # ------------------------------------------------------------------ the episodes
+    def _backward_episodes(self, episodes: Sequence[Episode], scale: float) -> tuple[float, float]:
+        """Backpropagate each episode's meta-loss times ``scale``; return the sums of the query and of the
+        first support losses. Tasks run together where ``batch_tasks`` allows; "auto" falls back to one by
+        one, for good, if the model fails under vmap."""
+        for ep in episodes:
+            _check_not_empty(ep.support, "support", ep.task)
+            if self.config.algorithm != "reptile":  # Reptile's update needs no query set (only monitored)
+                _check_not_empty(ep.query, "query", ep.task)
+        if self._batching():
+            try:
+                return self._backward_groups(group_episodes(episodes, batch=True), scale)
+            except MetaNMTError:
+                raise
+            except Exception as err:
+                if self._batchable:
+                    raise
+                self._cannot_batch(err)
+        return self._backward_groups(group_episodes(episodes, batch=False), scale)
+
+    def _backward_groups(self, groups: list[TaskGroup], scale: float) -> tuple[float, float]:
+        q_sum = s_sum = 0.0
+        for group in groups:
+            q_loss, s_loss = self._group_meta_loss(group, scale)
+            q_sum, s_sum = q_sum + q_loss, s_sum + s_loss
+            if group.size is not None:
+                self._batchable = True
+        return q_sum, s_sum
+
+    def _batching(self) -> bool:
+        mode = self.config.batch_tasks
+        if mode == "auto":
+            return self._batchable is not False and batching_pays(next(self.model.parameters()).device)
+        return bool(mode)
+
+    def _cannot_batch(self, err: Exception) -> None:
+        """A model that vmap cannot run: an error if batching was asked for, else one warning and one by one
+        from now on (the failed attempt's gradients are dropped)."""
+        why = f"{type(err).__name__}: {err}"
+        if self.config.batch_tasks is True:
+            raise MetaNMTError(f"batch_tasks=True, but this model cannot run its tasks together under "
+                               f"torch.func.vmap ({why}); use batch_tasks='auto' or False") from err
+        warnings.warn(f"running the tasks of each meta-batch one by one: the model fails under "
+                      f"torch.func.vmap ({why})", stacklevel=4)
+        self._batchable = False
+        for p in self._trainable():
+            p.grad = None
+
+    def _group_meta_loss(self, group: TaskGroup, scale: float) -> tuple[float, float]:
+        """Backpropagate the meta-loss of one episode or one stacked group; (query, support) loss sums."""
+        cfg, tasks = self.config, group.size
+        support, query = self._to_device(group.support), self._to_device(group.query)
         if cfg.algorithm == "reptile":
-            fast, buffers, losses, _ = self._inner_loop(support, cfg.inner_steps, create_graph=False,
-                                                        detach=True)
-            base = self._base_params()
-            for name, phi in fast.items():  # Reptile's meta-gradient: theta - phi
-                theta = base[name]
-                g = (theta.detach() - phi) * scale
-                theta.grad = g if theta.grad is None else theta.grad + g
-            if query is None:
-                q_loss = float("nan")
-            else:
-                with torch.no_grad(), _batchnorm_mode(self.model, train=True), self._autocast():
-                    q_loss = float(self.loss_fn(self._forward(fast, buffers), query))
-            return q_loss, losses[0] if losses else q_loss
+            return self._reptile_meta_loss(support, query, tasks, scale)
         second_order = cfg.algorithm == "maml"
-        collect = (lambda f, b: self.loss_fn(f, query)) if cfg.multi_step_loss else None
+        collect = (lambda f, b: self._losses(f, b, query, tasks)) if cfg.multi_step_loss else None
         with _attention_for_double_backward(second_order):
             fast, buffers, losses, step_losses = self._inner_loop(
-                support, cfg.inner_steps, create_graph=second_order, detach=False, query_loss=collect)
-            with _batchnorm_mode(self.model, train=True), self._autocast():
-                q_loss = self.loss_fn(self._forward(fast, buffers), query)
-            meta_loss = torch.stack([*step_losses, q_loss]).mean() if collect else q_loss
-            (meta_loss * scale).backward()
-        return float(q_loss.detach()), losses[0] if losses else float(q_loss.detach())
+                support, cfg.inner_steps, create_graph=second_order, detach=False, query_loss=collect,
+                tasks=tasks)
+            with _batchnorm_mode(self.model, train=True):
+                q_loss = self._losses(fast, buffers, query, tasks)
+            meta_loss = torch.stack([*step_losses, q_loss]).mean(0) if collect else q_loss
+            (meta_loss.sum() * scale).backward()
+        q_total = float(q_loss.detach().sum())
+        return q_total, losses[0] if losses else q_total
+
+    def _reptile_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
+                           ) -> tuple[float, float]:
+        """Reptile's meta-gradient, theta - phi (summed over stacked tasks), into ``.grad``."""
+        fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
+                                                    detach=True, tasks=tasks)
+        base = self._base_params()
+        for name, phi in fast.items():
+            theta = base[name]
+            diff = theta.detach() - phi
+            g = (diff if tasks is None else diff.sum(0)) * scale
+            theta.grad = g if theta.grad is None else theta.grad + g
+        if query is None:
+            q_loss = float("nan")
+        else:
+            with torch.no_grad(), _batchnorm_mode(self.model, train=True):
+                q_loss = float(self._losses(fast, buffers, query, tasks).sum())
+        return q_loss, losses[0] if losses else q_loss
 
     def _inner_loop(self, support: Any, steps: int, create_graph: bool, detach: bool,
-                    query_loss: Callable | None = None):
+                    query_loss: Callable | None = None, tasks: int | None = None):
         """Run ``steps`` inner updates; return (fast params, buffers, support losses, query losses).
 
         ``detach``: start from detached copies (Reptile, test-time adaptation): no graph back to the
         initial parameters. Otherwise FOMAML keeps the identity path phi = theta - lr * g.detach(), so the
         query gradient reaches theta (and the learned step sizes), while MAML keeps the full graph.
-        With ``query_loss`` (multi-step loss) the query losses after each step but the last are returned too.
+        With ``query_loss(fast, buffers)`` (multi-step loss) the query losses after each step but the last
+        are returned too. ``tasks``: the batches are stacked tasks; fast weights and buffers get a leading
+        task dimension and the losses are per task (their sums are returned).
         """
-        base = self._base_params()
-        fast = {n: base[n].detach().requires_grad_() if detach else base[n] for n in self.fast_names}
-        buffers = {n: b.clone() for n, b in self.model.named_buffers()}  # running stats never polluted
+        fast, buffers = self._initial_state(tasks)
+        if detach:
+            fast = {n: t.detach().requires_grad_() for n, t in fast.items()}
         state: dict = {}
         losses: list[float] = []
         step_losses: list[torch.Tensor] = []
         with _batchnorm_mode(self.model, train=True):
             for step in range(steps):
-                with self._autocast():
-                    loss = self.loss_fn(self._forward(fast, buffers), support)
+                loss = self._losses(fast, buffers, support, tasks).sum()
                 if not torch.isfinite(loss):
                     raise MetaNMTError(f"inner-loop loss is {float(loss)} at step {step}")
                 losses.append(float(loss.detach()))
@@ -259,9 +319,26 @@ class MetaLearner(nn.Module):
                     new = [t.detach().requires_grad_() for t in new]
                 fast = dict(zip(fast.keys(), new))
                 if query_loss is not None and step < steps - 1:
-                    with self._autocast():
-                        step_losses.append(query_loss(self._forward(fast, buffers), None))
+                    step_losses.append(query_loss(fast, buffers))
         return fast, buffers, losses, step_losses
+
+    def _initial_state(self, tasks: int | None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The fast parameters (the model's own) and copies of the buffers (running stats never polluted),
+        each with a leading dimension of ``tasks`` if given."""
+        base = self._base_params()
+        fast = {n: base[n] for n in self.fast_names}
+        buffers = dict(self.model.named_buffers())
+        if tasks is None:
+            return fast, {n: b.clone() for n, b in buffers.items()}
+        return per_task(fast, tasks), per_task(buffers, tasks, copy=True)
+
+    def _losses(self, fast: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], batch: Any,
+                tasks: int | None) -> torch.Tensor:
+        """The loss of one task's ``batch``, or the ``[tasks]`` losses of stacked tasks."""
+        with self._autocast():
+            if tasks is None:
+                return self.loss_fn(self._forward(fast, buffers), batch)
+            return task_losses(self.model, self.loss_fn, self._base_params(), fast, buffers, batch)
 
     # ------------------------------------------------------------------ helpers
     def _lrs(self, step: int) -> list[torch.Tensor | float]:

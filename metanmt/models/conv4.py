@@ -9,11 +9,15 @@ BatchNorm is the standard layer with running statistics; who uses which statisti
 choice: the meta-learning core runs it on per-episode batch statistics and never updates the model's
 running statistics (``MetaConfig.bn_eval``), ProtoNets train it in train mode and test it in eval mode,
 as Snell et al. did.
+
+:meth:`Conv4.forward_tasks` runs T copies with different weights at once (MAML's per-task fast weights,
+for the core's ``batch_tasks``) as grouped convolutions.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 POOLS = ("max", "stride")
@@ -53,3 +57,53 @@ class Conv4(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x)
         return self.head(h) if self.head is not None else h
+
+    def forward_tasks(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                      x: torch.Tensor) -> torch.Tensor:
+        """``forward`` for T tasks at once: every tensor has a leading task dimension (``x``:
+        ``[T, B, C, S, S]``, out: ``[T, B, ...]``), as ``functional_call`` per task computes it, running
+        statistics included.
+
+        The tasks ride side by side along the channels (``[B, T*C, S, S]``): convolutions are grouped by
+        task and BatchNorm over T*C channels normalises each task over its own batch. On CPU this beat
+        ``torch.func.vmap``'s generic rules, which move the task dimension around between layers.
+        """
+        tasks, batch = x.shape[:2]
+        h = x.transpose(0, 1).reshape(batch, -1, *x.shape[3:])
+        for name, layer in self.features.named_children():
+            h = _task_layer(layer, f"features.{name}", params, buffers, h, tasks)
+        h = h.mean(dim=(2, 3)) if self.pool == "stride" else h.flatten(1)
+        h = h.view(batch, tasks, -1).transpose(0, 1)  # [T, B, features]
+        if self.head is None:
+            return h
+        return torch.baddbmm(params["head.bias"].unsqueeze(1), h, params["head.weight"].transpose(1, 2))
+
+
+Tensors = dict[str, torch.Tensor]
+
+
+def _task_layer(layer: nn.Module, name: str, params: Tensors, buffers: Tensors, h: torch.Tensor,
+                tasks: int) -> torch.Tensor:
+    """One layer of the feature stack on task-major channels ``[B, T*C, S, S]``."""
+    if isinstance(layer, nn.Conv2d):
+        weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
+        return F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
+                        layer.stride, layer.padding, layer.dilation, layer.groups * tasks)
+    if isinstance(layer, nn.BatchNorm2d):
+        return _task_batch_norm(layer, name, params, buffers, h)
+    return layer(h)  # ReLU, max-pooling: channel by channel, so task by task
+
+
+def _task_batch_norm(layer: nn.BatchNorm2d, name: str, params: Tensors, buffers: Tensors,
+                     h: torch.Tensor) -> torch.Tensor:
+    """``nn.BatchNorm2d.forward`` over T*C channels, updating the per-task running statistics in place."""
+    mean, var = buffers.get(f"{name}.running_mean"), buffers.get(f"{name}.running_var")
+    momentum = layer.momentum
+    if layer.training and layer.track_running_stats:
+        count = buffers[f"{name}.num_batches_tracked"]
+        count.add_(1)
+        if momentum is None:  # cumulative average; the tasks have seen equally many batches
+            momentum = 1.0 / float(count.reshape(-1)[0])
+    weight, bias = params.get(f"{name}.weight"), params.get(f"{name}.bias")
+    flat = [None if t is None else t.reshape(-1) for t in (mean, var, weight, bias)]  # views: stats update
+    return F.batch_norm(h, *flat, layer.training or mean is None, momentum or 0.0, layer.eps)

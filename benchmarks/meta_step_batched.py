@@ -1,0 +1,94 @@
+"""Milliseconds per meta-step, the tasks of a meta-batch one by one vs together (``MetaConfig.batch_tasks``).
+
+Workload (a) of ``meta_step.py``: Omniglot Conv-4 (64 filters, BatchNorm, 28x28), 5-way 1-shot, 15 queries
+per class, meta-batch 32, one inner SGD step (lr 0.4); FOMAML and MAML. Three paths:
+
+- ``one_by_one``: ``batch_tasks=False``, the tasks in turn;
+- ``vmap``: ``batch_tasks=True`` with the model's ``forward_tasks`` hidden: torch.func.vmap's own rules;
+- ``grouped``: ``batch_tasks=True`` through ``Conv4.forward_tasks`` (grouped convolutions).
+
+Each (method, path) runs in its own process; they are interleaved over rounds and each keeps its fastest
+round, so load from other jobs hits all alike.
+
+    python benchmarks/meta_step_batched.py --threads 1    # writes benchmarks/meta_step_batched.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from metanmt.meta import MetaConfig, MetaLearner
+
+METHODS = ("fomaml", "maml")
+PATHS = ("one_by_one", "vmap", "grouped")
+
+
+def run_one(method: str, path: str, steps: int, warmup: int) -> dict:
+    from meta_step import omniglot_workload  # beside this file
+
+    model, loss_fn, episodes, _, config, _ = omniglot_workload()
+    if path == "vmap":
+        model.forward_tasks = None  # hidden: vmap batches the model with its per-operator rules
+    learner = MetaLearner(model, loss_fn, MetaConfig(algorithm=method, batch_tasks=path != "one_by_one",
+                                                     **config))
+    opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        learner.meta_step(episodes, opt)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    assert learner._batchable is (None if path == "one_by_one" else True)
+    return {"method": method, "path": path, "ms_per_step": round(1000 * statistics.median(times), 1),
+            "steps": steps, "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the fastest is kept")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of each process")
+    parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
+    parser.add_argument("--one", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        torch.set_num_threads(args.threads)
+        print(json.dumps(run_one(*args.one, steps=args.steps, warmup=args.warmup)))
+        return
+    runs: dict[tuple[str, str], list[dict]] = {(m, p): [] for m in METHODS for p in PATHS}
+    for _ in range(args.rounds):
+        for key, done in runs.items():
+            cmd = [sys.executable, __file__, "--one", *key, "--steps", str(args.steps),
+                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            done.append(json.loads(out.splitlines()[-1]))
+    rows = []
+    for (method, path), rounds in runs.items():
+        row = min(rounds, key=lambda r: r["ms_per_step"])
+        row["ms_per_step_rounds"] = [r["ms_per_step"] for r in rounds]
+        row["over_one_by_one"] = round(row["ms_per_step"] / min(r["ms_per_step"]
+                                                                for r in runs[(method, "one_by_one")]), 3)
+        rows.append(row)
+        print(f"{method:7s} {path:10s} {row['ms_per_step']:8.1f} ms/step  x{row['over_one_by_one']:.2f}",
+              flush=True)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "torch": torch.__version__, "python": platform.python_version(),
+               "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    Path(args.output).write_text(json.dumps({"machine": machine, "command": " ".join(sys.argv),
+                                             "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
