@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from metanmt.errors import MetaNMTError
+from metanmt.memory import bound_heap
 from metanmt.progress import progress_bar
 from metanmt.registry import lookup
 from metanmt.train.config import TrainConfig
@@ -39,7 +40,9 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     """Train ``system`` and return the path of its best checkpoint.
 
     ``callbacks`` are called with each step's log record, after that step's checkpoint (if any) is saved.
+    Large tensors are kept out of glibc's heap (:func:`metanmt.memory.bound_heap`): memory stays flat.
     """
+    bound_heap()
     run = _Run.start(config, data_dir, Path(output_dir), system)
     budget = config.train.steps * tokens_per_step(config.meta)  # target tokens, the same for both systems
     bar = progress_bar(total=budget, initial=run.state["tokens"], unit="tok", unit_scale=True, desc=system,
