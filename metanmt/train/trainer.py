@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from metanmt.errors import MetaNMTError
+from metanmt.memory import bound_heap
 from metanmt.progress import progress_bar
 from metanmt.registry import lookup
 from metanmt.train.config import TrainConfig
@@ -27,9 +28,10 @@ from metanmt.train.steps import STEPS, SystemStep, tokens_per_step
 # Settings a resumed run may change: the learning-rate schedule does not depend on the number of steps,
 # so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
 # ``train.pretrain_share`` reaches a multimeta run through its ``init_from`` and budget, both fingerprinted;
-# the fine-tuning rate grid and warm-up shape the held-out fine-tunes only, never the in-training validation.
-RESUME_FREE = ("eval", "train.steps", "train.pretrain_share", "finetune.lr_grid", "finetune.tune_tokens",
-               "finetune.warmup_steps")
+# the fine-tuning rate grid and warm-up shape the held-out fine-tunes only, never the in-training validation;
+# the allocator setting changes memory, not numbers.
+RESUME_FREE = ("eval", "train.steps", "train.pretrain_share", "train.bound_heap", "finetune.lr_grid",
+               "finetune.tune_tokens", "finetune.warmup_steps")
 LORA_ONLY = ("meta.lora", "meta.outer_params")  # settings that change nothing in a run without LoRA
 STATE_FILE = "training_state.pt"
 
@@ -39,7 +41,11 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     """Train ``system`` and return the path of its best checkpoint.
 
     ``callbacks`` are called with each step's log record, after that step's checkpoint (if any) is saved.
+    With ``train.bound_heap`` large tensors are kept out of glibc's heap (:func:`metanmt.memory.bound_heap`):
+    memory stays flat, at a CPU cost.
     """
+    if config.train.bound_heap:
+        bound_heap()
     run = _Run.start(config, data_dir, Path(output_dir), system)
     budget = config.train.steps * tokens_per_step(config.meta)  # target tokens, the same for both systems
     bar = progress_bar(total=budget, initial=run.state["tokens"], unit="tok", unit_scale=True, desc=system,
