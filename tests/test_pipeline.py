@@ -244,6 +244,20 @@ def test_multimeta_needs_the_multinmt_checkpoint_at_its_share(tmp_path):
         TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "pretrain_share": 1.0}})
 
 
+@pytest.mark.parametrize("bound", [False, True])
+def test_bounded_heap_only_when_asked(tiny_data, tmp_path, monkeypatch, bound):
+    """train.bound_heap switches the allocator setting on; off by default (it costs CPU)."""
+    from metanmt.train import trainer
+
+    calls = []
+    monkeypatch.setattr(trainer, "bound_heap", lambda: calls.append(True))
+    config = TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 1, "bound_heap": bound}})
+    trainer.train(config, tiny_data, tmp_path / "run", system="multinmt", progress=False)
+    assert calls == ([True] if bound else [])
+    other = TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 1, "bound_heap": not bound}})
+    assert trainer.run_fingerprint(config) == trainer.run_fingerprint(other)  # memory only: runs resume
+
+
 def test_finetune_warms_up_linearly_when_early_stopping(tiny_data):
     """finetune.warmup_steps: the rate climbs lr/W, 2 lr/W, ... to lr, then stays."""
     from metanmt.data import PreparedData
