@@ -78,6 +78,7 @@ if (( NUM_GPUS > 1 )); then   # one system per GPU
   for pid in "${pids[@]}"; do wait "$pid"; done
   metanmt report --runs "$OUT/eval" --output-dir "$OUT/report" --train-runs "$OUT/metanmt" "$OUT/multinmt"
 else
-  metanmt experiment --config "$CFG" --data-root "$DATA_ROOT" --output-dir "$OUT" --langs "${LANGS[@]}"
+  metanmt experiment --config "$CFG" --data-root "$DATA_ROOT" --output-dir "$OUT" --langs "${LANGS[@]}" \
+    --systems metanmt multinmt   # the paper's two systems (trained above)
 fi
 echo "report: $OUT/report/report.md"

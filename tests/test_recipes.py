@@ -207,7 +207,8 @@ def test_gu2018_script_downloads_what_the_config_reads_then_trains_and_evaluates
                                               ["accelerate", "launch"], ["metanmt", "experiment"]]
     launch = launch_command_parser().parse_args(calls[1]["argv"][2:])
     assert launch.num_processes == 1 and not launch.multi_gpu
-    assert _parse_metanmt(calls[3]["argv"][1:]).systems is None  # one process, both systems, then its report
+    # one process, the paper's two systems, then its report
+    assert _parse_metanmt(calls[3]["argv"][1:]).systems == ["metanmt", "multinmt"]
 
 
 def test_gu2018_script_refuses_a_gpu_count_that_splits_the_meta_batch_unevenly(tmp_path):
