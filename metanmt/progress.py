@@ -46,6 +46,13 @@ class _PlainLines(plain_tqdm):
             self.fp.flush()
         return True
 
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        """The postfix shows in the next periodic line: a log gets no extra line per update."""
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        super().set_description(desc, refresh=False)
+
     def close(self) -> None:
         if not self.disable and self.n != self.last_print_n:
             self.display()  # the final state, unless it was the last line printed

@@ -34,6 +34,18 @@ def test_a_log_file_gets_at_most_one_line_per_interval():
     assert len(lines) == 2 and "0/1000" in lines[0] and "1000/1000" in lines[1]
 
 
+def test_postfix_and_description_updates_add_no_lines_to_a_log():
+    log = io.StringIO()
+    bar = progress_bar(total=100, desc="fine-tune", file=log)
+    for i in range(100):
+        bar.update()
+        bar.set_postfix(loss=f"{1 / (i + 1):.3f}")
+        bar.set_description(f"fine-tune {i}")
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and "100/100" in lines[-1] and "loss=0.010" in lines[-1]
+
+
 def test_a_terminal_gets_tqdms_bar_and_disable_silences_both():
     tty = Terminal()
     for _ in progress_bar(range(10), desc="steps", file=tty):
