@@ -106,6 +106,10 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
     meta_lines = (tmp_path / "run" / "multimeta" / "train_log.jsonl").read_text().splitlines()
     assert budget // 2 <= json.loads(meta_lines[-1])["tokens"] < budget // 2 + per_step
     assert "MultiNMT+MetaNMT" in md
+    # its learning curve counts tokens from random weights: MultiNMT's before its own
+    curves = json.loads((tmp_path / "run" / "report" / "report.json").read_text())["training_curves"]
+    curve = curves["multimeta"]
+    assert curve[-1]["tokens"] == pretrained + json.loads(meta_lines[-1])["tokens"]
 
 
 def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):

@@ -15,22 +15,37 @@ CURVES_FILE = "training_curves.png"
 
 
 def read_training_runs(run_dirs: list[str | Path]) -> dict[str, list[dict[str, Any]]]:
-    """``{system: validation records}`` of training run directories (run.json + train_log.jsonl each)."""
+    """``{system: validation records}`` of training run directories (run.json + train_log.jsonl each).
+
+    Tokens count from random weights: a run started from a metanmt checkpoint (multimeta, from MultiNMT's)
+    adds the tokens that checkpoint was trained on."""
     runs: dict[str, list[dict[str, Any]]] = {}
     for run_dir in map(Path, run_dirs):
         info, log = run_dir / "run.json", run_dir / "train_log.jsonl"
         if not (info.is_file() and log.is_file()):
             raise MetaNMTError(f"{run_dir} is not a training run directory (needs run.json and "
                                "train_log.jsonl)")
-        system = json.loads(info.read_text(encoding="utf-8"))["system"]
+        run_info = json.loads(info.read_text(encoding="utf-8"))
+        before = _tokens_before(run_info)
         records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-        runs[system] = [_validation(r) for r in records if "valid_bleu" in r]
+        runs[run_info["system"]] = [_validation(r, before) for r in records if "valid_bleu" in r]
     return runs
 
 
-def _validation(record: dict[str, Any]) -> dict[str, Any]:
+def _tokens_before(run_info: dict[str, Any]) -> int:
+    """Target tokens of the metanmt checkpoint a run started from (``model.init_from``); 0 for random weights
+    or another pretrained model."""
+    init = ((run_info.get("config") or {}).get("model") or {}).get("init_from")
+    made = Path(init) / "metanmt.json" if init else None
+    if made is None or not made.is_file():
+        return 0
+    return int(json.loads(made.read_text(encoding="utf-8")).get("tokens") or 0)
+
+
+def _validation(record: dict[str, Any], tokens_before: int = 0) -> dict[str, Any]:
     gap = record.get("source_gap") or {}
-    return {"step": record["step"], "tokens": record["tokens"], "valid_bleu": record["valid_bleu"]["mean"],
+    return {"step": record["step"], "tokens": tokens_before + record["tokens"],
+            "valid_bleu": record["valid_bleu"]["mean"],
             "valid_chrf": record["valid_bleu"].get("chrf_mean"), "source_gap": gap.get("gap")}
 
 
