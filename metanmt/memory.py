@@ -1,4 +1,5 @@
-"""Bounded host memory for training: a fixed glibc mmap threshold, set where training starts.
+"""Bounded host memory for training: a fixed glibc mmap threshold, set where training starts when
+``train.bound_heap`` asks for it (off by default: it costs CPU).
 
 glibc serves a block above its *mmap threshold* with a mapping of its own, returned to the system when it is
 freed; smaller blocks come from the heap, which gives memory back only from its top. The threshold starts at

@@ -51,7 +51,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     bar = progress_bar(total=budget, initial=run.state["tokens"], unit="tok", unit_scale=True, desc=system,
                        disable=not (progress and run.accelerator.is_main_process))
     last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), run.state["tokens"]
-    share = config.train.pretrain_steps() * tokens_per_step(config.meta) if system == "multinmt" else None
+    share = pretrain_tokens(config) if system == "multinmt" else None
     while run.state["tokens"] < budget:
         record, step_tokens = run.train_step()
         if share is not None and run.state["tokens"] - step_tokens < share <= run.state["tokens"]:
@@ -183,9 +183,14 @@ def _run_info(cfg: TrainConfig, data, data_dir: str | Path, system: str) -> dict
             "fingerprint": run_fingerprint(cfg), "data_fingerprint": data.manifest.get("cache_key")}
 
 
+def pretrain_tokens(cfg: TrainConfig) -> int:
+    """Target tokens of ``train.pretrain_share`` of the budget: where multimeta leaves MultiNMT."""
+    return cfg.train.pretrain_steps() * tokens_per_step(cfg.meta)
+
+
 def pretrained_checkpoint(multinmt_run: Path, cfg: TrainConfig) -> Path:
     """The MultiNMT run's checkpoint at ``train.pretrain_share`` of the budget (saved as it passes there)."""
-    return multinmt_run / f"tokens_{cfg.train.pretrain_steps() * tokens_per_step(cfg.meta)}"
+    return multinmt_run / f"tokens_{pretrain_tokens(cfg)}"
 
 
 def system_config(cfg: TrainConfig, system: str, multinmt_run: Path) -> TrainConfig:
@@ -198,7 +203,7 @@ def system_config(cfg: TrainConfig, system: str, multinmt_run: Path) -> TrainCon
     init = pretrained_checkpoint(multinmt_run, cfg)
     if not (init / "config.json").is_file():
         raise MetaNMTError(f"multimeta starts from {init}, which the multinmt run writes as it passes "
-                           f"{init.name.removeprefix('tokens_')} target tokens: train multinmt first")
+                           f"{pretrain_tokens(cfg)} target tokens: train multinmt first")
     tc = cfg.train
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_from=str(init.resolve())),
                                train=dataclasses.replace(tc, steps=tc.steps - tc.pretrain_steps()))
