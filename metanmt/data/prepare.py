@@ -549,6 +549,18 @@ def _up_to_date(out: Path, cache_key: str, config_hash: str, overwrite: bool, re
     return False
 
 
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> str:
+    """Write the manifest (stamped with metanmt's version) and its summary table; return the summary."""
+    from metanmt import __version__
+
+    manifest["metanmt_version"] = __version__
+    summary = _summary(manifest)
+    text = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
+    (folder / MANIFEST).write_text(text, encoding="utf-8")
+    (folder / SUMMARY).write_text(summary, encoding="utf-8")
+    return summary
+
+
 def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None, output_dir: str | Path,
             overwrite: bool = False, progress: bool = True,
             on_summary: Callable[[str], None] | None = None) -> Path:
@@ -581,13 +593,7 @@ def prepare(config: str | Path | Mapping[str, Any], data_root: str | Path | None
         manifest.update({"cache_key": cache_key, "config_hash": config_hash, "config": cfg.section,
                          "data_root": None if root is None else str(root.resolve()), "sources": sources,
                          "build_seconds": round(time.perf_counter() - started, 1)})
-        from metanmt import __version__
-
-        manifest["metanmt_version"] = __version__
-        summary = _summary(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
-        (tmp / SUMMARY).write_text(summary, encoding="utf-8")
+        summary = _write_manifest(tmp, manifest)
     report.say(f"done in {time.perf_counter() - started:.1f} s: {out}")
     if on_summary is not None:
         on_summary(summary)

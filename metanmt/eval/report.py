@@ -629,6 +629,36 @@ def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | No
     return "\n".join(out) + "\n"
 
 
+def _plotted_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table per held-out language: its in-domain split, or its first evaluation split."""
+    first: dict[str, dict[str, Any]] = {}
+    for table in report["tables"]:  # ordered per language with the in-domain split first
+        if table["cells"]:
+            first.setdefault(table["lang"], table)
+    return list(first.values())
+
+
+def _draw_bleu_panel(ax: Any, table: dict[str, Any], colors: dict[str, str]) -> None:
+    """One language's panel: BLEU mean ± std against fine-tuning tokens, a line per system."""
+    for system in table["systems"]:
+        cells = sorted((c for c in table["cells"] if c["system"] == system), key=lambda c: c["tokens"])
+        ax.errorbar(
+            [c["tokens"] for c in cells], [c["bleu_mean"] for c in cells],
+            yerr=[c["bleu_std"] or 0.0 for c in cells], marker="o", capsize=3, color=colors[system],
+            label=system_name(system),
+        )
+    positive = [t for t in table["tokens"] if t > 0]
+    ax.set_xscale("symlog", linthresh=min(positive) if positive else 1)
+    ax.set_xticks(table["tokens"], labels=[_short_size(t) for t in table["tokens"]])
+    ax.minorticks_off()
+    split = "" if table["split"] == IN_DOMAIN_SPLIT else f" ({table['split']})"
+    ax.set_title(_lang_title(table["lang"]) + split)
+    ax.set_xlabel("fine-tuning tokens")
+    ax.set_ylabel("BLEU")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
 def plot_bleu_vs_size(report: dict[str, Any], path: str | Path) -> bool:
     """BLEU (mean ± std) against fine-tuning tokens, one line per system and one panel per held-out language.
 
@@ -639,11 +669,7 @@ def plot_bleu_vs_size(report: dict[str, Any], path: str | Path) -> bool:
     """
     from matplotlib.figure import Figure
 
-    first: dict[str, dict[str, Any]] = {}
-    for table in report["tables"]:  # ordered per language with the in-domain split first
-        if table["cells"]:
-            first.setdefault(table["lang"], table)
-    tables = list(first.values())
+    tables = _plotted_tables(report)
     if not tables:
         return False
     ncols = min(len(tables), 3)
@@ -653,23 +679,7 @@ def plot_bleu_vs_size(report: dict[str, Any], path: str | Path) -> bool:
     systems = sorted({s for t in tables for s in t["systems"]}, key=_system_order)
     colors = {system: f"C{i}" for i, system in enumerate(systems)}  # one colour per system in every panel
     for ax, table in zip(axes, tables, strict=False):  # more axes than tables: the grid's spare cells
-        for system in table["systems"]:
-            cells = sorted((c for c in table["cells"] if c["system"] == system), key=lambda c: c["tokens"])
-            ax.errorbar(
-                [c["tokens"] for c in cells], [c["bleu_mean"] for c in cells],
-                yerr=[c["bleu_std"] or 0.0 for c in cells], marker="o", capsize=3, color=colors[system],
-                label=system_name(system),
-            )
-        positive = [t for t in table["tokens"] if t > 0]
-        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1)
-        ax.set_xticks(table["tokens"], labels=[_short_size(t) for t in table["tokens"]])
-        ax.minorticks_off()
-        split = "" if table["split"] == IN_DOMAIN_SPLIT else f" ({table['split']})"
-        ax.set_title(_lang_title(table["lang"]) + split)
-        ax.set_xlabel("fine-tuning tokens")
-        ax.set_ylabel("BLEU")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        _draw_bleu_panel(ax, table, colors)
     for ax in axes[len(tables):]:
         ax.set_visible(False)
     with atomic_path(path) as tmp:
