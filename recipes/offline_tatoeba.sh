@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # MetaNMT vs MultiNMT (and MultiNMT+MetaNMT: multilingual pre-training for half the budget, then meta-learning
 # from there) on the offline Tatoeba setup (recipes/configs/offline_tatoeba.yaml), sized for 2 CPU cores:
-# training takes about 1 hour per system on one core (in-training validations included; MetaNMT on one
-# core, MultiNMT then MultiNMT+MetaNMT on the other), then evaluation (in-domain and out-of-domain tests).
-# 18 meta-training languages,
-# validation ro/lv, test fi/tr/ko/ca/uk/nb, fine-tuning on 0/4K/16K English tokens x 3 draws at the rate each
-# system chose on ro/lv, in-domain Tatoeba test + out-of-domain WMT/FLORES/Korean-news tests. To train longer,
-# raise train.steps in the config and re-run: the runs continue where they ended (move OUT/finetune and
-# OUT/eval away first, so the longer runs are fine-tuned and evaluated anew).
+# MetaNMT and MultiNMT train about 1 hour each on one core (validations included), MetaNMT on one core,
+# MultiNMT then MultiNMT+MetaNMT (half the budget, ~40 minutes more) on the other; then evaluation (in-domain
+# and out-of-domain tests). 18 meta-training languages, validation ro/lv, test fi/tr/ko/ca/uk/nb, fine-tuning
+# on 0/4K/16K English tokens x 3 draws at the rate each system chose on ro/lv, in-domain Tatoeba test +
+# out-of-domain WMT/FLORES/Korean-news tests. To train longer, raise train.steps in the config and re-run: the
+# runs continue where they ended (move OUT/finetune and OUT/eval away first, so the longer runs are fine-tuned
+# and evaluated anew).
 #
 #   recipes/offline_tatoeba.sh DATA_ROOT OUT_DIR        # DATA_ROOT: the shared/data folder
 #
