@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="after saving, upload the checkpoint to this Hugging Face Hub model repo "
                           "(USER/NAME)")
     hub.add_argument("--hub-private", action="store_true", help="create the hub repo as private")
+    _add_data_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the training pairs come from: a prepared language, or the user's own files or dataset."""
     prepared = parser.add_argument_group("prepared data (a language of 'metanmt prepare')")
     prepared.add_argument("--tokens", type=int, help="fine-tuning subset size in English tokens")
     prepared.add_argument("--draw", type=int, help="which random draw of that size (unset: draw 0)")

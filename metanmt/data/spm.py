@@ -73,11 +73,18 @@ def train_spm(sentences: Sequence[str], cfg: SpmConfig, seed: int, model_path: P
         raise MetaNMTError(f"SentencePiece training failed (data.spm: vocab_size {cfg.vocab_size}, "
                            f"character_coverage {cfg.character_coverage}): {err}") from None
     model_path.write_bytes(buffer.getvalue())
-    processor = spm.SentencePieceProcessor(model_proto=buffer.getvalue())
+    _write_vocab(buffer.getvalue(), model_path.with_suffix(".vocab"))
+    return model_path
+
+
+def _write_vocab(model_proto: bytes, path: Path) -> None:
+    """The ``.vocab`` file SentencePiece writes beside a model: one ``piece<TAB>score`` line per id."""
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor(model_proto=model_proto)
     vocab = "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
                     for i in range(processor.get_piece_size()))
-    model_path.with_suffix(".vocab").write_text(vocab, encoding="utf-8")
-    return model_path
+    path.write_text(vocab, encoding="utf-8")
 
 
 def encode(processor: object, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

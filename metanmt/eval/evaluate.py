@@ -103,16 +103,23 @@ def evaluate_model(
     comet = Comet.load(comet_model)
     model, tokenizer, info = load_checkpoint(model_dir)
     data_dir = data_dir or info.get("data_dir")
-    if not data_dir:
-        raise MetaNMTError(f"{model_dir}/metanmt.json records no data_dir: give the prepared data directory")
-    pairs = load_split(data_dir, lang, split, max_sentences)
-    if not len(pairs):
-        raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
+    pairs = _split_to_evaluate(model_dir, data_dir, lang, split, max_sentences)
     record = {"lang": lang, "split": split, "max_sentences": max_sentences,
               "data_dir": os.path.abspath(data_dir)}
     decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)],
                                 output_json, record, decoding, progress, start, comet)
+
+
+def _split_to_evaluate(model_dir: Path, data_dir: str | Path | None, lang: str, split: str,
+                       max_sentences: int | None) -> EncodedPairs:
+    """``lang``/``split`` of the prepared data in ``data_dir`` (the checkpoint's, if it records one)."""
+    if not data_dir:
+        raise MetaNMTError(f"{model_dir}/metanmt.json records no data_dir: give the prepared data directory")
+    pairs = load_split(data_dir, lang, split, max_sentences)
+    if not len(pairs):
+        raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
+    return pairs
 
 
 def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,

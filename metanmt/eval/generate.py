@@ -84,10 +84,10 @@ def translate(
     progress: bool | None = True,
     desc: str = "translate",
 ) -> list[str]:
-    """Translate ``sentences`` (in language ``lang``) with beam search and return detokenised strings in the
-    input order. ``lang`` tags the sources for families that need it (mBART-50, M2M-100, NLLB, T5:
-    metanmt.models.families); Marian models translate without it.
+    """Translate ``sentences`` (in language ``lang``) with beam search; detokenised strings in input order.
 
+    ``lang`` tags the sources for families that need it (mBART-50, M2M-100, NLLB, T5:
+    metanmt.models.families); Marian models translate without it.
     ``length_penalty`` is HF's exponent on the hypothesis length (scores are divided by length**alpha).
     Outputs are single lines with single spaces. Empty or whitespace-only inputs translate to ``""``
     without touching the model. Runs on the model's device under ``torch.inference_mode`` and puts the
@@ -102,20 +102,29 @@ def translate(
     search = _BeamSearch(model, tokenizer, num_beams, length_penalty, max_len_a, max_len_b)
     encoded, _ = families.encode(tokenizer, lang, [sentences[i] for i in todo],
                                  max_length=search.max_positions)
-    lengths = [len(ids) for ids in encoded]
     was_training = model.training
     model.eval()
     try:
-        bar_off = None if progress is None else not progress
-        bar = progress_bar(total=len(todo), desc=desc, unit="sent", disable=bar_off)
+        bar = progress_bar(total=len(todo), desc=desc, unit="sent",
+                           disable=None if progress is None else not progress)
         with torch.inference_mode(), bar:
-            for batch in length_sorted_batches(lengths, batch_size, max_tokens):
-                for j, text in zip(batch, search([encoded[j] for j in batch]), strict=True):
-                    results[todo[j]] = text
-                bar.update(len(batch))
+            texts = _search_in_batches(search, encoded, batch_size, max_tokens, bar)
     finally:
         model.train(was_training)
+    for i, text in zip(todo, texts, strict=True):
+        results[i] = text
     return results
+
+
+def _search_in_batches(search: _BeamSearch, encoded: list[list[int]], batch_size: int,
+                       max_tokens: int | None, bar) -> list[str]:
+    """The outputs of ``search`` for every encoded source, in their order, run over length-sorted batches."""
+    texts = [""] * len(encoded)
+    for batch in length_sorted_batches([len(ids) for ids in encoded], batch_size, max_tokens):
+        for j, text in zip(batch, search([encoded[j] for j in batch]), strict=True):
+            texts[j] = text
+        bar.update(len(batch))
+    return texts
 
 
 class _BeamSearch:

@@ -17,6 +17,7 @@ from metanmt.errors import MetaNMTError
 from metanmt.fewshot.algorithms import ALGORITHMS
 from metanmt.meta.inner_optim import INNER_UPDATES
 from metanmt.meta.learner import BN_EVAL
+from metanmt.registry import lookup
 
 DATASETS = ("omniglot", "miniimagenet")
 LR_SCHEDULES = ("constant", "step", "linear")
@@ -103,26 +104,40 @@ def published_defaults(dataset: str, algorithm: str, ways: int, shots: int) -> d
         "hidden": 64 if omniglot else 32, "inner_optimizer": "sgd", "meta_lr": 1e-3,
         "lr_schedule": "constant", "meta_batch": 1, "inner_steps": 0, "eval_inner_steps": 0, "inner_lr": 0.0,
     }
-    if algorithm in ("maml", "fomaml"):
-        if omniglot:
-            big = ways > 5
-            out.update(inner_steps=5 if big else 1, inner_lr=0.1 if big else 0.4,
-                       meta_batch=16 if big else 32, queries=shots)
-        else:
-            out.update(inner_steps=5, inner_lr=0.01, meta_batch=4, queries=15)
-        out["eval_inner_steps"] = 10
-    elif algorithm == "reptile":
-        out.update(inner_optimizer="adam", meta_lr=1.0, lr_schedule="linear", meta_batch=5,
-                   eval_inner_steps=50, queries=1)
-        if omniglot:
-            big = ways > 5
-            out.update(inner_steps=10 if big else 5, inner_lr=5e-4 if big else 1e-3, train_shots=10)
-        else:
-            out.update(inner_steps=8, inner_lr=1e-3, train_shots=15)
-    else:  # protonet
-        out.update(hidden=64, lr_schedule="step", queries=5 if omniglot else 15,
-                   train_ways=60 if omniglot else (30 if shots == 1 else 20))
+    out.update(lookup(_ALGORITHM_SETTINGS, algorithm, "algorithm")(omniglot, ways, shots))
     return out
+
+
+def _maml_settings(omniglot: bool, ways: int, shots: int) -> dict[str, Any]:
+    """Finn et al. (2017): Omniglot 5-way 1 step of 0.4, meta-batch 32, 20-way 5 of 0.1, meta-batch 16."""
+    if omniglot:
+        big = ways > 5
+        return {"inner_steps": 5 if big else 1, "inner_lr": 0.1 if big else 0.4,
+                "meta_batch": 16 if big else 32, "queries": shots, "eval_inner_steps": 10}
+    return {"inner_steps": 5, "inner_lr": 0.01, "meta_batch": 4, "queries": 15, "eval_inner_steps": 10}
+
+
+def _reptile_settings(omniglot: bool, ways: int, shots: int) -> dict[str, Any]:
+    """Nichol et al. (2018): inner Adam, outer step 1 annealed to 0, more shots in training than at test."""
+    out = {"inner_optimizer": "adam", "meta_lr": 1.0, "lr_schedule": "linear", "meta_batch": 5,
+           "eval_inner_steps": 50, "queries": 1}
+    if omniglot:
+        big = ways > 5
+        out.update(inner_steps=10 if big else 5, inner_lr=5e-4 if big else 1e-3, train_shots=10)
+    else:
+        out.update(inner_steps=8, inner_lr=1e-3, train_shots=15)
+    return out
+
+
+def _protonet_settings(omniglot: bool, ways: int, shots: int) -> dict[str, Any]:
+    """Snell et al. (2017): more ways in training than at test, lr halved every 2000 episodes."""
+    return {"hidden": 64, "lr_schedule": "step", "queries": 5 if omniglot else 15,
+            "train_ways": 60 if omniglot else (30 if shots == 1 else 20)}
+
+
+# The published settings of each few-shot algorithm: name -> settings(omniglot, ways, shots).
+_ALGORITHM_SETTINGS = {"maml": _maml_settings, "fomaml": _maml_settings, "reptile": _reptile_settings,
+                       "protonet": _protonet_settings}
 
 
 def resolve_config(cfg: FewShotConfig) -> FewShotConfig:

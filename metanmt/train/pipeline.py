@@ -35,10 +35,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     from metanmt.eval.report import write_report
     from metanmt.train.config import SYSTEMS, TrainConfig
 
-    unknown_systems = sorted(set(systems or ()) - set(SYSTEMS))
-    if unknown_systems:
-        raise MetaNMTError(f"unknown systems {unknown_systems}; choose from {list(SYSTEMS)}")
-    systems = [s for s in SYSTEMS if s in (systems or SYSTEMS)]  # multimeta after the multinmt it starts from
+    systems = _ordered_systems(systems)
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
     _step("1/4 prepare data")
@@ -61,6 +58,16 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     report = write_report(out / "eval", out / "report", train_runs=trained)
     print(f"report: {out / 'report' / 'report.md'}")
     return report
+
+
+def _ordered_systems(systems: Sequence[str] | None) -> list[str]:
+    """The systems asked for (all if none), in training order: multimeta after the multinmt it starts from."""
+    from metanmt.train.config import SYSTEMS
+
+    unknown = sorted(set(systems or ()) - set(SYSTEMS))
+    if unknown:
+        raise MetaNMTError(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
+    return [s for s in SYSTEMS if s in (systems or SYSTEMS)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -159,28 +159,10 @@ def omniglot_splits(data: Omniglot, protocol: str = "maml", num_train: int = 110
     they are parameters so small fixtures can exercise the same code.
     """
     rng = np.random.default_rng(SPLIT_SEED)
-    num_chars = len(data.characters)
     if protocol == "maml":
-        if num_train + num_val >= num_chars:
-            raise MetaNMTError(f"the maml protocol needs more than {num_train + num_val} characters "
-                               f"({num_train} train + {num_val} validation), this Omniglot has {num_chars}")
-        order = rng.permutation(num_chars)
-        split_ids = {"train": order[:num_train], "val": order[num_train:num_train + num_val],
-                     "test": order[num_train + num_val:]}
-        rotate = True
+        split_ids, rotate = _maml_split_ids(len(data.characters), rng, num_train, num_val), True
     elif protocol == "lake":
-        background = sorted({a for a, s in zip(data.alphabets, data.sets) if s == "background"})
-        if len(background) <= lake_val_alphabets:
-            raise MetaNMTError(f"the lake protocol holds out {lake_val_alphabets} background alphabets for "
-                               f"validation, this Omniglot has only {len(background)}")
-        val_alphabets = {background[i] for i in rng.permutation(len(background))[:lake_val_alphabets]}
-        split_ids = {
-            "train": [i for i, (a, s) in enumerate(zip(data.alphabets, data.sets))
-                      if s == "background" and a not in val_alphabets],
-            "val": [i for i, a in enumerate(data.alphabets) if a in val_alphabets],
-            "test": [i for i, s in enumerate(data.sets) if s == "evaluation"],
-        }
-        rotate = False
+        split_ids, rotate = _lake_split_ids(data, rng, lake_val_alphabets), False
     else:
         raise MetaNMTError(f"unknown Omniglot protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     pools = {}
@@ -190,3 +172,28 @@ def omniglot_splits(data: Omniglot, protocol: str = "maml", num_train: int = 110
         pool = ClassPool.from_grouped(images, [data.characters[i] for i in index.tolist()])
         pools[split] = pool.with_rotations() if rotate else pool
     return pools
+
+
+def _maml_split_ids(num_chars: int, rng: np.random.Generator, num_train: int, num_val: int) -> dict:
+    """Finn et al.'s split: a random permutation of all characters, cut into train / val / test."""
+    if num_train + num_val >= num_chars:
+        raise MetaNMTError(f"the maml protocol needs more than {num_train + num_val} characters "
+                           f"({num_train} train + {num_val} validation), this Omniglot has {num_chars}")
+    order = rng.permutation(num_chars)
+    return {"train": order[:num_train], "val": order[num_train:num_train + num_val],
+            "test": order[num_train + num_val:]}
+
+
+def _lake_split_ids(data: Omniglot, rng: np.random.Generator, lake_val_alphabets: int) -> dict:
+    """Lake et al.'s split: background alphabets train (a few validate), evaluation alphabets test."""
+    background = sorted({a for a, s in zip(data.alphabets, data.sets) if s == "background"})
+    if len(background) <= lake_val_alphabets:
+        raise MetaNMTError(f"the lake protocol holds out {lake_val_alphabets} background alphabets for "
+                           f"validation, this Omniglot has only {len(background)}")
+    val_alphabets = {background[i] for i in rng.permutation(len(background))[:lake_val_alphabets]}
+    return {
+        "train": [i for i, (a, s) in enumerate(zip(data.alphabets, data.sets))
+                  if s == "background" and a not in val_alphabets],
+        "val": [i for i, a in enumerate(data.alphabets) if a in val_alphabets],
+        "test": [i for i, s in enumerate(data.sets) if s == "evaluation"],
+    }
