@@ -47,7 +47,8 @@ def build(size: str, device: str):
     from transformers import M2M100Config, M2M100ForConditionalGeneration
 
     torch.manual_seed(0)
-    config = M2M100Config(**SIZES[size], max_position_embeddings=256, dropout=0.1, pad_token_id=1,
+    config = M2M100Config(**SIZES[size], max_position_embeddings=256, dropout=0.1, encoder_layerdrop=0.0,
+                          decoder_layerdrop=0.0, pad_token_id=1,
                           eos_token_id=2, decoder_start_token_id=2)
     return M2M100ForConditionalGeneration(config).to(device).train()
 
@@ -64,18 +65,27 @@ def batches(size: str, tokens: int, device: str) -> list[dict[str, torch.Tensor]
     return out
 
 
-def plain_step(model, data):
+def loss_function(model, loss: str):
+    """HF's seq2seq cross-entropy, or the chunked one (metanmt.models.chunked_loss): the same loss."""
+    from metanmt.models.chunked_loss import ChunkedSeq2SeqLoss
+    from metanmt.tasks.translation import seq2seq_loss
+
+    return ChunkedSeq2SeqLoss(model) if loss == "chunked" else seq2seq_loss
+
+
+def plain_step(model, data, loss: str):
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss_fn = loss_function(model, loss)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         for batch in data:
-            (model(**batch).loss / len(data)).backward()
+            (loss_fn(model, batch) / len(data)).backward()
         optimizer.step()
     return step
 
 
-def meta_step(model, data, method: str):
+def meta_step(model, data, method: str, loss: str):
     from metanmt.meta import Episode, MetaConfig, MetaLearner
     from metanmt.models.lora import LORA_PATTERNS, LoraSettings, add_lora
 
@@ -84,17 +94,17 @@ def meta_step(model, data, method: str):
         model = add_lora(model, LoraSettings(r=16, alpha=32, target_modules=["q_proj", "v_proj"]), None)
     config = MetaConfig(algorithm=method.removesuffix("-lora"), inner_steps=1, inner_lr=1e-3,
                         inner_optimizer="adam", fast_params=LORA_PATTERNS if lora else ("*",))
-    learner = MetaLearner(model, lambda forward, batch: forward(**batch).loss, config)
+    learner = MetaLearner(model, loss_function(model, loss), config)
     optimizer = torch.optim.Adam([p for p in learner.parameters() if p.requires_grad], lr=1e-4)
     episodes = [Episode(support=data[2 * i], query=data[2 * i + 1]) for i in range(TASKS)]
     return lambda: learner.meta_step(episodes, optimizer)
 
 
-def run_one(method: str, size: str, tokens: int, steps: int, warmup: int) -> dict:
+def run_one(method: str, size: str, tokens: int, steps: int, warmup: int, loss: str) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, data = build(size, device), batches(size, tokens, device)
     params = sum(p.numel() for p in model.parameters())
-    step = plain_step(model, data) if method == "plain" else meta_step(model, data, method)
+    step = plain_step(model, data, loss) if method == "plain" else meta_step(model, data, method, loss)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -105,7 +115,7 @@ def run_one(method: str, size: str, tokens: int, steps: int, warmup: int) -> dic
             times.append(time.perf_counter() - t0)
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"method": method, "ms_per_step": round(1000 * statistics.median(times), 1),
+    return {"method": method, "loss": loss, "ms_per_step": round(1000 * statistics.median(times), 1),
             "peak_mb": round(peak / 2**20, 1),
             "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
             "params": params, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -120,17 +130,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--loss", choices=("hf", "chunked"), default="chunked",
+                        help="every method's cross-entropy: HF's (the [tokens, vocabulary] logits) or "
+                             "chunked (metanmt.models.chunked_loss, as meta.chunked_loss trains)")
     parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size, tokens = ("small" if args.small else "full"), args.tokens or (500 if args.small else 2000)
     if args.one:
-        print(json.dumps(run_one(args.one, size, tokens, args.steps, args.warmup)))
+        print(json.dumps(run_one(args.one, size, tokens, args.steps, args.warmup, args.loss)))
         return
     rows = []
     for method in args.methods:
         cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup",
-               str(args.warmup), "--tokens", str(tokens), *(["--small"] if args.small else [])]
+               str(args.warmup), "--tokens", str(tokens), "--loss", args.loss,
+               *(["--small"] if args.small else [])]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                               text=True).stdout.splitlines()[-1]))
         print(f"{method:12s} {rows[-1]['ms_per_step']:10.1f} ms/step  peak {rows[-1]['peak_mb']:8.0f} MB  "

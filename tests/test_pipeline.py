@@ -421,3 +421,25 @@ def test_settings_added_since_keep_existing_runs_resumable():
 
     config = TrainConfig.load(ROOT / "recipes" / "configs" / "offline_tatoeba.yaml")
     assert run_fingerprint(config) == "2d287c9d30d4eb57"  # runs/ot3 of benchmarks/offline_tatoeba
+
+
+def test_chunked_loss_meta_trains_the_same_run(tiny_data, tmp_path, monkeypatch):
+    """meta.chunked_loss: the learner's loss is the chunked one; same first loss; resumable either way."""
+    from metanmt.models import chunked_loss
+    from metanmt.train import trainer
+
+    calls = []
+    original = chunked_loss.ChunkedSeq2SeqLoss.__call__
+    monkeypatch.setattr(chunked_loss.ChunkedSeq2SeqLoss, "__call__",
+                        lambda self, forward, batch: calls.append(1) or original(self, forward, batch))
+    losses = {}
+    for chunked in (False, True):
+        config = TrainConfig.from_dict({**TINY, "meta": {**TINY["meta"], "chunked_loss": chunked},
+                                        "train": {**TINY["train"], "steps": 1}})
+        trainer.train(config, tiny_data, tmp_path / str(chunked), system="metanmt", progress=False)
+        log = (tmp_path / str(chunked) / "train_log.jsonl").read_text().splitlines()
+        losses[chunked] = json.loads(log[0])["loss"]
+    assert calls  # the chunked run used it
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    assert trainer.run_fingerprint(config) == trainer.run_fingerprint(
+        TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": 1}}))

@@ -56,6 +56,10 @@ class MetaSection:
     meta_batch: int = 4  # tasks per meta-step (split across processes)
     support_tokens: int = 1000  # target tokens per support batch
     query_tokens: int = 1000  # target tokens per query batch
+    # the cross-entropy over chunks of tokens, never the whole [tokens, vocabulary] logits, twice
+    # differentiable (metanmt.models.chunked_loss): second-order MAML on large vocabularies fits in far less
+    # memory (benchmarks/meta_step_large.md); the same loss up to rounding. Marian, mBART, M2M-100, NLLB.
+    chunked_loss: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):

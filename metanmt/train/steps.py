@@ -58,10 +58,12 @@ class MetaNMTStep(SystemStep):
     def __init__(self, model: torch.nn.Module, tasks: Mapping[str, EncodedPairs], cfg: TrainConfig,
                  accelerator) -> None:
         from metanmt.meta import MetaLearner
+        from metanmt.models.chunked_loss import ChunkedSeq2SeqLoss
         from metanmt.tasks.translation import TaskSampler, TranslationTask, seq2seq_loss
 
         self.meta = cfg.meta
-        self.learner = MetaLearner(model, seq2seq_loss, cfg.meta.core_config(cfg.train.grad_clip),
+        loss_fn = ChunkedSeq2SeqLoss(model) if cfg.meta.chunked_loss else seq2seq_loss
+        self.learner = MetaLearner(model, loss_fn, cfg.meta.core_config(cfg.train.grad_clip),
                                    accelerator=accelerator)
         self.tasks = {lang: TranslationTask(lang, pairs) for lang, pairs in tasks.items()}
         self.sampler = TaskSampler({lang: len(p) for lang, p in tasks.items()}, cfg.train.temperature)
