@@ -9,10 +9,15 @@ on the same 8 batches with gradient accumulation (one batch's activations at a t
 one task's). LoRA: rank 16, alpha 32 on q_proj and v_proj (the family default of metanmt.models.families); the
 inner loop adapts the adapters and the outer loop trains them (``meta.outer_params: adapters``).
 
+Every method computes its cross-entropy the same way: ``--loss chunked`` (the default; metanmt's chunked,
+twice-differentiable loss, as ``meta.chunked_loss`` trains) or ``--loss hf`` (HF's, over the whole
+[tokens, vocabulary] logits). Layer-drop is off, so every step runs every layer.
+
 Each method runs in its own process, so its peak memory is its own: peak RSS on a CPU,
 ``torch.cuda.max_memory_allocated`` on a GPU. Synthetic token ids: the cost of a step does not depend on them.
 
     python benchmarks/meta_step_large.py                      # writes benchmarks/meta_step_large.json
+    python benchmarks/meta_step_large.py --loss hf            # the same with HF's loss
     python benchmarks/meta_step_large.py --small --steps 1    # a quick check
 """
 
