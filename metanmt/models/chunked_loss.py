@@ -25,7 +25,7 @@ from torch import nn
 
 from metanmt.errors import MetaNMTError
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = nn.CrossEntropyLoss().ignore_index  # -100: the padding of HF labels, as F.cross_entropy skips
 CHUNK_ELEMENTS = 1 << 24  # logits per chunk (64 MB in float32): 128 rows of a 128K vocabulary
 
 
@@ -117,41 +117,44 @@ class _LinearCrossEntropyGrad(torch.autograd.Function):
         """The gradient of <u, (d hidden, d weight, d bias)>: through the softmax (its Jacobian-vector
         product, ``probs * (r - <probs, r>)``) and through the explicit factors of the first gradient."""
         hidden, weight, bias, labels, grad_total = ctx.saved_tensors
-        out = _SecondOrder(hidden, weight, bias, u_hidden, u_weight, u_bias, ctx.needs_input_grad)
+        upstream = (u_hidden, u_weight, u_bias)
+        out = _SecondOrder(hidden, weight, bias, grad_total, upstream, ctx.needs_input_grad)
         for start in range(0, hidden.shape[0], ctx.rows):
-            out.add_chunk(*_chunk(hidden, weight, bias, labels, start, ctx.rows), grad_total, start, ctx.rows)
+            out.add_chunk(*_chunk(hidden, weight, bias, labels, start, ctx.rows), start, ctx.rows)
         return out.result()
 
 
 class _SecondOrder:
     """Accumulates :meth:`_LinearCrossEntropyGrad.backward` chunk by chunk."""
 
-    def __init__(self, hidden, weight, bias, u_hidden, u_weight, u_bias, needs):
-        self.hidden, self.weight, self.bias, acc = hidden, weight, bias, _acc(hidden)
-        self.u_hidden, self.u_weight, self.u_bias = u_hidden, u_weight, u_bias
+    def __init__(self, hidden, weight, bias, grad_total, upstream, needs):
+        self.hidden, self.weight, self.bias, self.grad_total = hidden, weight, bias, grad_total
+        acc = _acc(hidden)
+        self.weight_acc = weight.to(acc)  # converted once, not per chunk
+        self.u_hidden, self.u_weight, self.u_bias = (None if u is None else u.to(acc) for u in upstream)
         self.d_hidden = torch.zeros_like(hidden, dtype=acc) if needs[0] else None
         self.d_weight = torch.zeros_like(weight, dtype=acc) if needs[1] else None
         self.d_bias = weight.new_zeros(weight.shape[0], dtype=acc) if needs[2] and bias is not None else None
         self.d_grad_total = hidden.new_zeros((), dtype=acc) if needs[4] else None
 
-    def add_chunk(self, logits, y, mask, grad_total, start, rows):
-        acc = logits.dtype
-        h, weight = self.hidden[start:start + rows].to(acc), self.weight.to(acc)
-        u_h = None if self.u_hidden is None else self.u_hidden[start:start + rows].to(acc)
+    def add_chunk(self, logits, y, mask, start, rows):
+        weight, grad_total = self.weight_acc, self.grad_total
+        h = self.hidden[start:start + rows].to(logits.dtype)
+        u_h = None if self.u_hidden is None else self.u_hidden[start:start + rows]
         residual, probs = _residual(logits, y, mask)
         r = torch.zeros_like(logits)  # the direction of the logits that <u, gradient> moves along
         if u_h is not None:
             r = r + u_h @ weight.T
         if self.u_weight is not None:
-            r = r + h @ self.u_weight.to(acc).T
+            r = r + h @ self.u_weight.T
         if self.u_bias is not None:
-            r = r + self.u_bias.reshape(-1).to(acc)
+            r = r + self.u_bias.reshape(-1)
         if self.d_grad_total is not None:
             self.d_grad_total += (residual * r).sum()
         q = grad_total * mask * probs * (r - (probs * r).sum(1, keepdim=True))
         g = residual * grad_total
         if self.d_hidden is not None:
-            extra = g @ self.u_weight.to(acc) if self.u_weight is not None else 0.0
+            extra = g @ self.u_weight if self.u_weight is not None else 0.0
             self.d_hidden[start:start + rows] = q @ weight + extra
         if self.d_weight is not None:
             self.d_weight += q.T @ h + (g.T @ u_h if u_h is not None else 0.0)
@@ -160,7 +163,7 @@ class _SecondOrder:
 
     def result(self):
         return (_cast(self.d_hidden, self.hidden), _cast(self.d_weight, self.weight),
-                _cast(self.d_bias, self.bias), None, _cast(self.d_grad_total, self.hidden), None, None)
+                _cast(self.d_bias, self.bias), None, _cast(self.d_grad_total, self.grad_total), None, None)
 
 
 def _cast(t: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
