@@ -11,11 +11,13 @@ Each (method, path) runs in its own process; they are interleaved over rounds an
 round, so load from other jobs hits all alike.
 
     python benchmarks/meta_step_batched.py --threads 1    # writes benchmarks/meta_step_batched.json
+    python benchmarks/meta_step_batched.py --device cuda --output benchmarks/meta_step_batched_cuda.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -33,10 +35,16 @@ METHODS = ("fomaml", "maml")
 PATHS = ("one_by_one", "vmap", "grouped")
 
 
-def run_one(method: str, path: str, steps: int, warmup: int) -> dict:
+def to_device(episodes: list, device: str) -> list:
+    return [dataclasses.replace(e, support=tuple(t.to(device) for t in e.support),
+                                query=tuple(t.to(device) for t in e.query)) for e in episodes]
+
+
+def run_one(method: str, path: str, steps: int, warmup: int, device: str = "cpu") -> dict:
     from meta_step import omniglot_workload  # beside this file
 
     model, loss_fn, episodes, _, config, _ = omniglot_workload()
+    model, episodes = model.to(device), to_device(episodes, device)
     if path == "vmap":
         model.forward_tasks = None  # hidden: vmap batches the model with its per-operator rules
     learner = MetaLearner(model, loss_fn, MetaConfig(algorithm=method, batch_tasks=path != "one_by_one",
@@ -46,11 +54,13 @@ def run_one(method: str, path: str, steps: int, warmup: int) -> dict:
     for i in range(warmup + steps):
         start = time.perf_counter()
         learner.meta_step(episodes, opt)
+        if device == "cuda":
+            torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
     assert learner._batchable is (None if path == "one_by_one" else True)
     return {"method": method, "path": path, "ms_per_step": round(1000 * statistics.median(times), 1),
-            "steps": steps, "threads": torch.get_num_threads()}
+            "steps": steps, "threads": torch.get_num_threads(), "device": device}
 
 
 def main() -> None:
@@ -60,18 +70,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the fastest is kept")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of each process")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (model and episodes moved there)")
     parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         torch.set_num_threads(args.threads)
-        print(json.dumps(run_one(*args.one, steps=args.steps, warmup=args.warmup)))
+        print(json.dumps(run_one(*args.one, steps=args.steps, warmup=args.warmup, device=args.device)))
         return
     runs: dict[tuple[str, str], list[dict]] = {(m, p): [] for m in METHODS for p in PATHS}
     for _ in range(args.rounds):
         for key, done in runs.items():
             cmd = [sys.executable, __file__, "--one", *key, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
+                   "--warmup", str(args.warmup), "--threads", str(args.threads), "--device", args.device]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             done.append(json.loads(out.splitlines()[-1]))
     rows = []
@@ -85,6 +96,7 @@ def main() -> None:
               flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),
+               "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
                "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
     Path(args.output).write_text(json.dumps({"machine": machine, "command": " ".join(sys.argv),
                                              "rows": rows}, indent=2) + "\n")
