@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from metanmt.data.prepared import EncodedPairs
-from metanmt.tasks.translation import IGNORE_INDEX, batches_by_tokens
+from metanmt.tasks.translation import batches_by_tokens, target_tokens
 
 MIN_GAP = 0.5  # nats per target token: below it, a model has not learned to use its source
 
@@ -41,7 +41,7 @@ def source_gap(model, pairs: EncodedPairs | Sequence[EncodedPairs],
             if len(batch["labels"]) < 2:
                 continue
             batch = {k: v.to(device) for k, v in batch.items()}
-            n = int((batch["labels"] != IGNORE_INDEX).sum())
+            n = target_tokens(batch)
             for i, b in enumerate((batch, _mismatched(batch))):
                 sums[i] += float(model(**b).loss) * n
             count += n

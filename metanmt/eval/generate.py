@@ -69,21 +69,10 @@ class PerSentenceBudget(LogitsProcessor):
         return scores
 
 
-def translate(
-    model,
-    tokenizer,
-    sentences: Sequence[str],
-    *,
-    lang: str | None = None,
-    num_beams: int = 4,
-    length_penalty: float = 0.6,
-    batch_size: int = 64,
-    max_tokens: int | None = None,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    progress: bool | None = True,
-    desc: str = "translate",
-) -> list[str]:
+def translate(model, tokenizer, sentences: Sequence[str], *, lang: str | None = None, num_beams: int = 4,
+              length_penalty: float = 0.6, batch_size: int = 64, max_tokens: int | None = None,
+              max_len_a: float = 1.5, max_len_b: int = 10, progress: bool | None = True,
+              desc: str = "translate") -> list[str]:
     """Translate ``sentences`` (in language ``lang``) with beam search; detokenised strings in input order.
 
     ``lang`` tags the sources for families that need it (mBART-50, M2M-100, NLLB, T5:

@@ -31,8 +31,13 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100  # label padding ignored by the cross-entropy of HF models
 
 
+def target_tokens(batch: Mapping[str, torch.Tensor]) -> int:
+    """Target tokens of a batch, label padding excluded: the unit of every budget and loss average."""
+    return int((batch["labels"] != IGNORE_INDEX).sum())
+
+
 def seq2seq_loss(forward, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The loss the core differentiates: HF seq2seq cross-entropy (labels padded with -100)."""
+    """The loss the core differentiates: HF seq2seq cross-entropy (labels padded with IGNORE_INDEX)."""
     return forward(**batch).loss
 
 

@@ -23,7 +23,7 @@ from metanmt.data.user_pairs import UserData, UserDataRequest, load_user_data, t
 from metanmt.errors import MetaNMTError
 from metanmt.models.device import autocast, pick_device
 from metanmt.models.seq2seq import PARAM_GROUPS
-from metanmt.tasks.translation import batches_by_tokens, seq2seq_loss  # noqa: F401 (its former home)
+from metanmt.tasks.translation import batches_by_tokens, seq2seq_loss, target_tokens  # noqa: F401 (seq2seq_loss: its former home)
 from metanmt.train.config import FinetuneSection
 
 
@@ -78,7 +78,7 @@ def dev_loss(model, pairs, batch_tokens: int) -> float:
     total, count = 0.0, 0
     for batch in batches_by_tokens(pairs, batch_tokens, rng=None):
         batch = {k: v.to(device) for k, v in batch.items()}
-        n = int((batch["labels"] != -100).sum())
+        n = target_tokens(batch)
         total += float(model(**batch).loss) * n
         count += n
     model.train(was_training)
@@ -112,7 +112,7 @@ def finetune(model, train_pairs, dev_pairs, cfg: FinetuneSection, seed: int = 1,
     for step in range(1, steps + 1):
         batch = {k: v.to(device) for k, v in next(batches).items()}
         loss = update(batch)
-        tokens += int((batch["labels"] != -100).sum())
+        tokens += target_tokens(batch)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if stopping and step % cfg.eval_every == 0 and stopping.should_stop(step):

@@ -47,12 +47,8 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
         _step(f"2/4 train {system}")
         models[system] = _train(config, system, data_dir, out, checkpoint, progress)
     _step("3/4 fine-tune and evaluate")
-    for system in systems:  # what each system learned on its own training languages
-        _evaluate_training_languages(models[system], data, data_dir, out / "eval" / system, config.eval,
-                                     progress)
-    for system in systems:
-        _finetune_and_evaluate(models[system], out, system, config, data, data_dir, cells,
-                               _Decoding(splits, max_eval_sentences, progress))
+    decoding = _Decoding(splits, max_eval_sentences, progress)
+    _evaluate_systems(models, out, config, data, data_dir, cells, decoding)
     _step("4/4 report")
     trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
     report = write_report(out / "eval", out / "report", train_runs=trained)
@@ -99,6 +95,16 @@ def _train(config, system: str, data_dir: Path, out: Path, checkpoint: str, prog
     best = train(system_config(config, system, out / "multinmt"), data_dir, out / system, system=system,
                  progress=progress)
     return out / system / "last" if checkpoint == "last" else best
+
+
+def _evaluate_systems(models: dict[str, Path], out: Path, config, data, data_dir: Path,
+                      cells: list[tuple[str, int, int]], decoding: _Decoding) -> None:
+    """Each system's checkpoint on its own training languages, then fine-tuned on every held-out cell."""
+    for system, model in models.items():
+        _evaluate_training_languages(model, data, data_dir, out / "eval" / system, config.eval,
+                                     decoding.progress)
+    for system, model in models.items():
+        _finetune_and_evaluate(model, out, system, config, data, data_dir, cells, decoding)
 
 
 def _finetune_and_evaluate(base: Path, out: Path, system: str, config, data, data_dir: Path,

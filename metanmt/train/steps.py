@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from metanmt.data.prepared import EncodedPairs
+from metanmt.tasks.translation import target_tokens
 from metanmt.train.config import MetaSection, TrainConfig
 
 
@@ -23,10 +24,6 @@ def tokens_per_step(meta: MetaSection) -> int:
     of both systems."""
     return meta.meta_batch * (meta.inner_steps * meta.support_tokens + meta.query_tokens)
 
-
-def target_tokens(batch: Mapping[str, torch.Tensor]) -> int:
-    """Target tokens of a batch, padding (-100) excluded."""
-    return int((batch["labels"] != -100).sum())
 
 
 class SystemStep:
