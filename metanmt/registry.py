@@ -1,8 +1,9 @@
 """The one registry idiom: a literal dict, name -> what that name makes, read through :func:`lookup`.
 
 Commands (:data:`metanmt.cli.COMMANDS`), corpus readers (:data:`metanmt.data.readers.READERS`), inner
-optimizers (:data:`metanmt.meta.inner_optim.INNER_UPDATES`) and few-shot algorithms
-(:data:`metanmt.fewshot.ALGORITHMS`) are such dicts: adding an entry is adding a line.
+optimizers (:data:`metanmt.meta.inner_optim.INNER_UPDATES`), few-shot algorithms
+(:data:`metanmt.fewshot.ALGORITHMS`) and training systems (:data:`metanmt.train.steps.STEPS`) are such
+dicts: adding an entry is adding a line.
 """
 
 from __future__ import annotations

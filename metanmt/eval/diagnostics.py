@@ -1,5 +1,5 @@
-"""Has the model learned to translate? The *source gap*: held-out loss with each target paired with
-another sentence's source, minus the loss with its own source (nats per target token).
+"""The *source gap*, which says whether a model has learned to translate: held-out loss with each target
+paired with another sentence's source, minus the loss with its own source (nats per target token).
 
 A model that ignores its source (a language model of English) scores the same either way, gap ~0;
 a model that translates is far more surprised by the wrong source. Below :data:`MIN_GAP` nats a

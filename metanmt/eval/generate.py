@@ -1,4 +1,4 @@
-"""Batched beam-search translation of a list of sentences with a MarianMT model and its tokenizer.
+"""Batched beam-search translation of a list of sentences with a seq2seq model and its tokenizer.
 
 Sentences are sorted by length so each batch pads little, translated in batches capped by a sentence
 count and (optionally) a padded-token budget, and returned in the caller's order. Each sentence's output

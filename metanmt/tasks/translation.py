@@ -115,10 +115,13 @@ class TranslationTask:
         self.name = name
         self.pairs = pairs
         self.pad_id = pad_id
-        # sorted by the longer side (what padding costs), twice over, with its cumulative target tokens:
-        # episode windows wrap around
+        # A ring ordered by the longer side (what padding costs): every other pair by rising length, then the
+        # rest falling, so that neighbours have similar lengths everywhere, also where an episode window wraps
+        # around the end (a plain sorted order put the longest pairs beside the shortest there, and such an
+        # episode padded 375 target tokens to 5,700 positions). Twice over, with its cumulative target tokens.
         by_length = np.argsort(np.maximum(pairs.src_lengths, pairs.tgt_lengths), kind="stable")
-        self._ring = np.concatenate([by_length, by_length])
+        ring = np.concatenate([by_length[0::2], by_length[1::2][::-1]])
+        self._ring = np.concatenate([ring, ring])
         self._ring_tokens = np.concatenate([[0], np.cumsum(pairs.tgt_lengths[self._ring])])
 
     def __repr__(self) -> str:
@@ -128,11 +131,11 @@ class TranslationTask:
         """A support and a query batch of disjoint sentences, each within its target-token budget.
 
         Budgets count target (English) tokens including EOS, not padding. The sentences come, in random order,
-        from a window of the data sorted by the longer side of each pair, holding the two budgets' target
-        tokens, so both batches have similar source and target lengths and little padding. The window starts
-        at a uniformly random token and wraps around the end, so the shortest and longest sentences are drawn
-        as often as the rest (per token). Each batch has at least one sentence, even if that sentence alone
-        exceeds the budget.
+        from a window of a ring of the data ordered by the longer side of each pair (rising, then falling),
+        holding the two budgets' target tokens, so both batches have similar source and target lengths and
+        little padding. The window starts at a uniformly random token and wraps around the ring, so the
+        shortest and longest sentences are drawn as often as the rest (per token). Each batch has at least one
+        sentence, even if that sentence alone exceeds the budget.
         """
         from metanmt.meta.episode import Episode  # imported here: metanmt.meta loads torch
 

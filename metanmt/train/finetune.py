@@ -23,7 +23,7 @@ from metanmt.data.user_pairs import UserData, UserDataRequest, load_user_data, t
 from metanmt.errors import MetaNMTError
 from metanmt.models.device import autocast, pick_device
 from metanmt.models.seq2seq import PARAM_GROUPS
-from metanmt.tasks.translation import batches_by_tokens, seq2seq_loss, target_tokens  # noqa: F401 (seq2seq_loss: its former home)
+from metanmt.tasks.translation import batches_by_tokens, target_tokens
 from metanmt.train.config import FinetuneSection
 
 

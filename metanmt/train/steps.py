@@ -1,4 +1,4 @@
-"""One training step of each system behind one interface, so that the training loop reads the same for both.
+"""One training step of each system behind one interface, so that the training loop reads the same for all.
 
 A step object owns what its system updates and how: the trainable parameters, Adam with the inverse-square-
 root warm-up, and :meth:`SystemStep.step` -> (loss, target tokens this process trained on). The loop saves
@@ -29,6 +29,10 @@ def tokens_per_step(meta: MetaSection) -> int:
 class SystemStep:
     """What both systems share: Adam (betas 0.9, 0.98) over the trainable parameters, inverse-sqrt warm-up."""
 
+    meta_learns = False  # its run records meta.algorithm
+    hands_over = False  # saves the checkpoint at train.pretrain_share of the budget (multimeta's start)
+    starts_from_multinmt = False  # trains from that checkpoint for the rest of the budget
+
     def __init__(self, trainable: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> None:
         tc = cfg.train
         self.optimizer = torch.optim.Adam(trainable, lr=tc.lr, betas=(0.9, 0.98))
@@ -51,6 +55,8 @@ class SystemStep:
 class MetaNMTStep(SystemStep):
     """MetaNMT: each process draws its share of the meta-batch's tasks, one episode each; one outer update
     of the meta-gradient summed over the processes."""
+
+    meta_learns = True
 
     def __init__(self, model: torch.nn.Module, tasks: Mapping[str, EncodedPairs], cfg: TrainConfig,
                  accelerator) -> None:
@@ -78,6 +84,8 @@ class MetaNMTStep(SystemStep):
 class MultiNMTStep(SystemStep):
     """MultiNMT: one batch of the temperature-sampled union of the training languages per process, as many
     target tokens as a meta-step; gradients averaged across processes (DDP)."""
+
+    hands_over = True
 
     def __init__(self, model: torch.nn.Module, tasks: Mapping[str, EncodedPairs], cfg: TrainConfig,
                  accelerator) -> None:
@@ -110,9 +118,15 @@ class MultiNMTStep(SystemStep):
         return float(accelerator.reduce(loss.detach(), reduction="mean")), target_tokens(batch)
 
 
-# The registry of systems: name -> its step (multimeta meta-learns, from a MultiNMT checkpoint).
+class MultiMetaStep(MetaNMTStep):
+    """MultiNMT+MetaNMT: MetaNMT's step, from the MultiNMT run's checkpoint at ``train.pretrain_share``."""
+
+    starts_from_multinmt = True
+
+
+# The registry of systems: name -> its step (the names and display names: metanmt.train.config.SYSTEMS).
 STEPS: dict[str, type[SystemStep]] = {"metanmt": MetaNMTStep, "multinmt": MultiNMTStep,
-                                      "multimeta": MetaNMTStep}
+                                      "multimeta": MultiMetaStep}
 
 
 def inverse_sqrt(step: int, warmup: int) -> float:

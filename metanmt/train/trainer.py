@@ -1,6 +1,6 @@
-"""Meta-training (MetaNMT) and the multilingual baseline (MultiNMT) in one loop, read top to bottom.
+"""One training loop, read top to bottom, for MetaNMT, the baseline MultiNMT and MultiNMT+MetaNMT.
 
-Both systems see the same 18 tasks with the same sampling, process the same number of target tokens
+All systems see the same 18 tasks with the same sampling, process the same number of target tokens
 (``train.steps`` meta-steps define the budget), are validated the same way (fine-tune on each validation
 language's support subset, BLEU on its dev set) and keep the best checkpoint in ``OUT/best``.
 ``OUT/last`` holds the latest checkpoint plus the training state, so re-running the same command resumes.
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from metanmt.atomic import write_text_atomic
 from metanmt.errors import MetaNMTError
 from metanmt.memory import bound_heap
 from metanmt.progress import progress_bar
@@ -51,7 +52,7 @@ def train(config: TrainConfig, data_dir: str | Path, output_dir: str | Path, sys
     bar = progress_bar(total=budget, initial=run.state["tokens"], unit="tok", unit_scale=True, desc=system,
                        disable=not (progress and run.accelerator.is_main_process))
     last_bleu, t0, tokens_at_t0 = None, time.perf_counter(), run.state["tokens"]
-    share = pretrain_tokens(config) if system == "multinmt" else None
+    share = pretrain_tokens(config) if run.system.hands_over else None
     while run.state["tokens"] < budget:
         record, step_tokens = run.train_step()
         if share is not None and run.state["tokens"] - step_tokens < share <= run.state["tokens"]:
@@ -178,7 +179,8 @@ class _Run:
 
 def _run_info(cfg: TrainConfig, data, data_dir: str | Path, system: str) -> dict[str, Any]:
     """What ``run.json`` and every checkpoint record of the run: a resumed run must match it."""
-    return {"system": system, "algorithm": cfg.meta.algorithm if system != "multinmt" else None,
+    meta_learns = lookup(STEPS, system, "system").meta_learns
+    return {"system": system, "algorithm": cfg.meta.algorithm if meta_learns else None,
             "data_dir": str(Path(data_dir).resolve()), "config": cfg.to_dict(),
             "fingerprint": run_fingerprint(cfg), "data_fingerprint": data.manifest.get("cache_key")}
 
@@ -198,7 +200,7 @@ def system_config(cfg: TrainConfig, system: str, multinmt_run: Path) -> TrainCon
     ``train.pretrain_share`` of the budget for the rest of it, so all systems process the same tokens."""
     import dataclasses
 
-    if system != "multimeta":
+    if not lookup(STEPS, system, "system").starts_from_multinmt:
         return cfg
     init = pretrained_checkpoint(multinmt_run, cfg)
     if not (init / "config.json").is_file():
@@ -288,7 +290,7 @@ def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
                                    f"({old.get(key)} != {run_info.get(key)}); use another --output-dir")
     elif is_main:
         out.mkdir(parents=True, exist_ok=True)
-        info_file.write_text(json.dumps(run_info, indent=2), encoding="utf-8")
+        write_text_atomic(info_file, json.dumps(run_info, indent=2))
 
 
 def _save(model, tokenizer, path: Path, info: dict, extra_files: dict | None = None) -> None:

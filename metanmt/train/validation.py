@@ -1,5 +1,5 @@
-"""Scores on the validation languages (ro/lv): model selection during training, and the fine-tuning
-learning rate of each system.
+"""Scores on the validation languages (the config's valid tasks, ro/lv in the paper's split): model
+selection during training, and the fine-tuning learning rate of each system.
 
 The test languages never enter here. A fixed fine-tuning rate would favour one system: MetaNMT is trained
 for exactly its inner loop's step, while a multilingual model's first Adam steps at that rate can undo what
