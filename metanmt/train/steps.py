@@ -25,9 +25,8 @@ def tokens_per_step(meta: MetaSection) -> int:
     return meta.meta_batch * (meta.inner_steps * meta.support_tokens + meta.query_tokens)
 
 
-
 class SystemStep:
-    """What both systems share: Adam (betas 0.9, 0.98) over the trainable parameters, inverse-sqrt warm-up."""
+    """What all systems share: Adam (betas 0.9, 0.98) over the trainable parameters, inverse-sqrt warm-up."""
 
     meta_learns = False  # its run records meta.algorithm
     hands_over = False  # saves the checkpoint at train.pretrain_share of the budget (multimeta's start)
