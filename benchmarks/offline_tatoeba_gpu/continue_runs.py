@@ -36,6 +36,7 @@ GPU_SETTINGS = {"meta": {"meta_batch": 2, "support_tokens": 2000, "query_tokens"
 EVAL_ARGS = ["--splits", "test", "--max-eval-sentences", "300", "--checkpoint", "last", "--no-progress"]
 # MetaNMT's speed beside the two other training processes, relative to alone: 0.87 on an H100 (2026-11-26)
 CONTENTION = 0.75
+SYSTEMS = ("metanmt", "multinmt", "multimeta")
 
 
 def tokens_per_step() -> int:
@@ -92,10 +93,10 @@ def system_configs(work: Path, steps: int) -> dict[str, Path]:
                for s in ("metanmt", "multinmt")}
     configs["multimeta"] = write_config(work / "multimeta.yaml", None, steps=2 * steps, pretrain_share=0.5,
                                         **common)
-    start = work / "multimeta" / "multinmt" / f"tokens_{steps * tokens_per_step()}"
-    start.parent.mkdir(parents=True, exist_ok=True)
-    if not start.exists():
-        start.symlink_to((work / "multinmt_cpu").resolve())
+    handover = work / "multimeta" / "multinmt" / f"tokens_{steps * tokens_per_step()}"
+    handover.parent.mkdir(parents=True, exist_ok=True)
+    if not handover.exists():
+        handover.symlink_to((work / "multinmt_cpu").resolve())
     return configs
 
 
@@ -117,7 +118,7 @@ def report(work: Path) -> None:
     merged = work / "all_eval"
     merged.mkdir(exist_ok=True)
     runs = []
-    for system in ("metanmt", "multinmt", "multimeta"):  # the runs have ended: their evaluations move
+    for system in SYSTEMS:  # the runs have ended: their evaluations move
         if (work / system / "eval" / system).is_dir() and not (merged / system).exists():
             (work / system / "eval" / system).rename(merged / system)
         if (work / system / system / "train_log.jsonl").is_file():
@@ -136,7 +137,7 @@ def pack(work: Path, out: Path, summary: dict) -> None:
         for name in ("report", "all_eval"):
             if (work / name).exists():
                 tar.add(work / name, arcname=name)
-        for system in ("metanmt", "multinmt", "multimeta"):
+        for system in SYSTEMS:
             log = work / system / system / "train_log.jsonl"
             if log.is_file():
                 tar.add(log, arcname=f"{system}_train_log.jsonl")
