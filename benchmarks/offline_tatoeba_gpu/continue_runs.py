@@ -39,9 +39,12 @@ CONTENTION = 0.75
 SYSTEMS = ("metanmt", "multinmt", "multimeta")
 
 
-def tokens_per_step() -> int:
-    meta = GPU_SETTINGS["meta"]
-    return meta["meta_batch"] * (meta["support_tokens"] + meta["query_tokens"])
+def tokens_per_step(config: Path) -> int:
+    """The budget unit of ``config``, as the trainer counts it."""
+    from metanmt.train.config import TrainConfig
+    from metanmt.train.steps import tokens_per_step as per_step
+
+    return per_step(TrainConfig.load(config).meta)
 
 
 def write_config(path: Path, init_from: Path | None, **train: object) -> Path:
@@ -93,7 +96,7 @@ def system_configs(work: Path, steps: int) -> dict[str, Path]:
                for s in ("metanmt", "multinmt")}
     configs["multimeta"] = write_config(work / "multimeta.yaml", None, steps=2 * steps, pretrain_share=0.5,
                                         **common)
-    handover = work / "multimeta" / "multinmt" / f"tokens_{steps * tokens_per_step()}"
+    handover = work / "multimeta" / "multinmt" / f"tokens_{steps * tokens_per_step(configs['metanmt'])}"
     handover.parent.mkdir(parents=True, exist_ok=True)
     if not handover.exists():
         handover.symlink_to((work / "multinmt_cpu").resolve())
@@ -146,8 +149,9 @@ def pack(work: Path, out: Path, summary: dict) -> None:
 def train_and_evaluate(args: argparse.Namespace, t0: float, summary: dict) -> dict[str, int]:
     """Calibrate, then the three systems side by side (and the GPU-only tests); their exit codes."""
     speed = calibrate(args.work, args.calibration_seconds)
-    steps = max(1, int(speed * CONTENTION * args.train_seconds / tokens_per_step()))
-    summary.update(calibration_tokens_per_s=speed, steps=steps, tokens_per_system=steps * tokens_per_step())
+    per_step = tokens_per_step(args.work / "calibration.yaml")
+    steps = max(1, int(speed * CONTENTION * args.train_seconds / per_step))
+    summary.update(calibration_tokens_per_s=speed, steps=steps, tokens_per_system=steps * per_step)
     print(f"calibration: MetaNMT {speed:.0f} target tokens/s alone -> {steps} steps", flush=True)
     procs = {s: experiment(args.work, s, c, args.experiment_args)
              for s, c in system_configs(args.work, steps).items()}

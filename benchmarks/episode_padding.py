@@ -1,0 +1,50 @@
+"""How much MetaNMT's episode batches pad: padded over real label positions (worst batch, mean) per language.
+
+    python benchmarks/episode_padding.py --data runs/ots2/data --langs es pl sl de el --budget 375
+    PYTHONPATH=OTHER_CHECKOUT python benchmarks/episode_padding.py ...   # another version of metanmt
+
+Numbers of 2026-11-26 (`benchmarks/rss.md`): at e8cb5b3 (episode windows cut from a ring sorted once) the
+worst batch padded 9.7-17x on these languages; with the rising-then-falling ring, 1.3-2.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from metanmt.data import PreparedData
+from metanmt.tasks.translation import IGNORE_INDEX, TranslationTask
+
+
+def padding(task: TranslationTask, budget: int, episodes: int, seed: int) -> tuple[float, float]:
+    """(worst, mean) padded / real label positions over the support and query batches of ``episodes``."""
+    rng = np.random.default_rng(seed)
+    worst, padded, real = 0.0, 0, 0
+    for _ in range(episodes):
+        episode = task.episode(rng, budget, budget)
+        for batch in (episode.support, episode.query):
+            n = int((batch["labels"] != IGNORE_INDEX).sum())  # not target_tokens: older versions lack it
+            worst = max(worst, batch["labels"].numel() / n)
+            padded, real = padded + batch["labels"].numel(), real + n
+    return worst, padded / real
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a directory written by `metanmt prepare`")
+    parser.add_argument("--langs", nargs="+", help="training languages (default: all)")
+    parser.add_argument("--budget", type=int, default=375, help="target tokens per support and query batch")
+    parser.add_argument("--episodes", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=2)
+    args = parser.parse_args()
+    data = PreparedData.load(args.data)
+    for lang in args.langs or data.train_langs:
+        worst, mean = padding(TranslationTask(lang, data.pairs(lang, "train")), args.budget, args.episodes,
+                              args.seed)
+        print(f"{lang}: worst {worst:.2f}x, mean {mean:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
