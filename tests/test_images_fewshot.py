@@ -68,6 +68,39 @@ def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_pat
     assert resumed["accuracy"] == results["accuracy"]
 
 
+def test_time_limit_stops_with_a_checkpoint_that_resume_continues(fewshot, tmp_path, capsys):
+    common = ("--algorithm", "fomaml", "--meta-batch", "2", "--eval-every", "50", "--eval-inner-steps", "1")
+    assert fewshot("t", *common, "--meta-steps", "100", "--time-limit", "1e-9") == 0
+    stopped = read(tmp_path / "t")
+    assert "--time-limit 1e-09 min: stopped at meta-step 1 of 100" in capsys.readouterr().err
+    assert stopped["meta_steps"] == 1 and [h["step"] for h in stopped["history"]] == [1]
+    assert torch.load(tmp_path / "t" / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert fewshot("t", *common, "--meta-steps", "3", "--resume") == 0
+    assert [h["step"] for h in read(tmp_path / "t")["history"]] == [1, 3]
+    assert fewshot("t0", *common, "--meta-steps", "3", "--time-limit", "0") == 2
+    assert "--time-limit must be > 0 minutes, got 0.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_runs_on_the_device_it_is_given(fewshot, tmp_path, device):
+    """On the device asked for (cuda wherever one is present): the model, the episodes and the test."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    for algorithm in ("maml", "protonet"):
+        assert fewshot(device + algorithm, "--algorithm", algorithm, "--train-ways", "5", "--meta-batch", "2",
+                       "--meta-steps", "2", "--eval-every", "2", "--eval-inner-steps", "1",
+                       "--device", device) == 0
+        results = read(tmp_path / (device + algorithm))
+        assert results["machine"]["device"].startswith(device) and results["meta_steps"] == 2
+        assert 0 <= results["accuracy"] <= 100
+
+
+def test_an_absent_device_is_an_error(fewshot, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert fewshot("x", "--meta-steps", "1", "--device", "cuda") == 2
+    assert "--device cuda: no cuda device is available on this machine" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("algorithm", ["maml", "reptile"])
 def test_second_order_maml_and_reptile_run_with_their_published_settings(fewshot, tmp_path, algorithm):
     assert fewshot(algorithm, "--algorithm", algorithm, "--meta-batch", "2", "--meta-steps", "2",

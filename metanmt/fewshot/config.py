@@ -17,6 +17,7 @@ from metanmt.errors import MetaNMTError
 from metanmt.fewshot.algorithms import ALGORITHMS
 from metanmt.meta.inner_optim import INNER_UPDATES
 from metanmt.meta.learner import BN_EVAL
+from metanmt.models.device import DEVICE_HELP
 from metanmt.registry import lookup
 
 DATASETS = ("omniglot", "miniimagenet")
@@ -74,6 +75,10 @@ class FewShotConfig:
     val_episodes: int = _option(100, "episodes per validation")
     eval_episodes: int = _option(600, "test episodes (E)")
     seed: int = _option(0)
+    device: str | None = _option(None, DEVICE_HELP)
+    time_limit: float | None = _option(None, "stop meta-training after this many minutes of it, validated "
+                                       "and checkpointed (the test still runs; --resume continues later)",
+                                       metavar="MINUTES")
     threads: int | None = _option(None, "torch CPU threads (default: torch's choice; 1 is fastest on a busy "
                                   "machine)")
     cache_dir: str | None = _option(None, "decoded-image cache (default: $METANMT_CACHE or ~/.cache/metanmt)",
@@ -156,6 +161,8 @@ def resolve_config(cfg: FewShotConfig) -> FewShotConfig:
     for name in ("meta_batch", "eval_every", "eval_episodes", "val_episodes", "ways", "shots"):
         if getattr(cfg, name) < 1:
             raise MetaNMTError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.time_limit is not None and cfg.time_limit <= 0:
+        raise MetaNMTError(f"--time-limit must be > 0 minutes, got {cfg.time_limit}")
     if cfg.meta_steps < 0:
         raise MetaNMTError(f"--meta-steps must be >= 0, got {cfg.meta_steps}")
     return cfg

@@ -21,12 +21,15 @@ class Published(NamedTuple):
 
 _FINN = "Finn et al. 2017"
 _SNELL = "Snell et al. 2017"
+_NICHOL = "Nichol et al. 2018"  # the Reptile paper's Table 1: first-order MAML on Omniglot, with transduction
 # Omniglot numbers are on the MAML/Vinyals protocol, Mini-ImageNet ones on Ravi & Larochelle's split.
 PUBLISHED = (
     Published("omniglot", "maml", 5, 1, 98.7, 0.4, _FINN),
     Published("omniglot", "maml", 5, 5, 99.9, 0.1, _FINN),
     Published("omniglot", "maml", 20, 1, 95.8, 0.3, _FINN),
     Published("omniglot", "maml", 20, 5, 98.9, 0.2, _FINN),
+    Published("omniglot", "fomaml", 5, 1, 98.3, 0.5, _NICHOL),
+    Published("omniglot", "fomaml", 20, 1, 89.4, 0.5, _NICHOL),
     Published("miniimagenet", "maml", 5, 1, 48.70, 1.84, _FINN),
     Published("miniimagenet", "maml", 5, 5, 63.11, 0.92, _FINN),
     Published("miniimagenet", "fomaml", 5, 1, 48.07, 1.75, _FINN),

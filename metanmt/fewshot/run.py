@@ -24,6 +24,7 @@ from metanmt.errors import MetaNMTError
 from metanmt.fewshot.algorithms import Algorithm, build_algorithm
 from metanmt.fewshot.config import FewShotConfig, resolve_config
 from metanmt.models.conv4 import Conv4
+from metanmt.models.device import pick_device
 from metanmt.progress import progress_bar
 from metanmt.tasks.images.sampler import ClassPool, EpisodeSampler
 
@@ -65,11 +66,11 @@ def lr_factor(cfg: FewShotConfig, step: int) -> float:
     return 1.0
 
 
-def evaluate(algo: Algorithm, sampler: EpisodeSampler, episodes: int,
+def evaluate(algo: Algorithm, sampler: EpisodeSampler, episodes: int, device: torch.device,
              desc: str | None = None) -> tuple[float, float]:
     """(mean accuracy in percent, 95% confidence half-width 1.96 * std / sqrt(episodes)) over ``episodes``."""
     bar = progress_bar(range(episodes), desc=desc, unit="ep", disable=desc is None, leave=False)
-    accs = torch.tensor([algo.accuracy(sampler.sample()) for _ in bar])
+    accs = torch.tensor([algo.accuracy(sampler.sample().to(device)) for _ in bar])
     std = float(accs.std(unbiased=False)) if episodes > 1 else 0.0
     return 100.0 * float(accs.mean()), 100.0 * 1.96 * std / math.sqrt(episodes)
 
@@ -122,6 +123,7 @@ class _Run:
     algo: Algorithm
     train_sampler: EpisodeSampler
     load_s: float
+    device: torch.device
     step: int = 0
     init_step: int = 0  # the meta-steps behind --init-from weights
     best: dict[str, float] = field(default_factory=lambda: {"val_accuracy": -1.0, "step": 0})
@@ -135,11 +137,12 @@ class _Run:
         start = time.perf_counter()
         pools = load_pools(cfg)
         load_s = time.perf_counter() - start
-        model = build_model(cfg, tuple(pools["train"].images.shape[1:]))
+        device = pick_device(cfg.device)
+        model = build_model(cfg, tuple(pools["train"].images.shape[1:])).to(device)
         algo = build_algorithm(cfg, model)
         train_sampler = EpisodeSampler(pools["train"], cfg.train_ways, cfg.train_shots, cfg.queries, cfg.seed,
                                        "train")
-        run = cls(cfg, out, pools, model, algo, train_sampler, load_s)
+        run = cls(cfg, out, pools, model, algo, train_sampler, load_s, device)
         run.eval_sampler("val")  # built now so that impossible settings fail before any training
         run.eval_sampler("test")
         return run
@@ -171,7 +174,8 @@ class _Run:
 
     def validate_and_save(self) -> None:
         """Score the validation episodes (the same ones each time); save the best model and the state."""
-        val_acc, _ = evaluate(self.algo, self.eval_sampler("val", self.cfg.seed + 1), self.cfg.val_episodes)
+        val_acc, _ = evaluate(self.algo, self.eval_sampler("val", self.cfg.seed + 1), self.cfg.val_episodes,
+                              self.device)
         self.history.append({"step": self.step, "val_accuracy": val_acc})
         state = {"model": self.model.state_dict(), "config": asdict(self.cfg), "step": self.step}
         if val_acc > self.best["val_accuracy"]:
@@ -182,20 +186,27 @@ class _Run:
                            "best": self.best, "history": self.history}, self.out / "checkpoint.pt")
 
     def train(self) -> dict[str, float]:
-        """Meta-train up to ``meta_steps``, validating every ``eval_every``; load the best model."""
+        """Meta-train up to ``meta_steps`` or for ``time_limit`` minutes, validating every ``eval_every``
+        and at the end; load the best model."""
         cfg, first_step = self.cfg, self.step
         start, cpu_start = time.perf_counter(), time.process_time()
+        deadline = start + 60 * cfg.time_limit if cfg.time_limit else math.inf
         bar = progress_bar(total=cfg.meta_steps, initial=self.step, desc=f"{cfg.algorithm} {cfg.dataset}",
                    unit="step")
         while self.step < cfg.meta_steps:
             loss = self.train_step()
             bar.update()
-            if self.step % cfg.eval_every == 0 or self.step == cfg.meta_steps:
+            out_of_time = time.perf_counter() > deadline
+            if self.step % cfg.eval_every == 0 or self.step == cfg.meta_steps or out_of_time:
                 self.validate_and_save()
                 bar.set_postfix(loss=f"{loss:.3f}", val=f"{self.history[-1]['val_accuracy']:.1f}",
                                 best=f"{self.best['val_accuracy']:.1f}")
             elif self.step % 10 == 0:
                 bar.set_postfix(loss=f"{loss:.3f}", best=f"{self.best['val_accuracy']:.1f}")
+            if out_of_time:
+                print(f"\n--time-limit {cfg.time_limit} min: stopped at meta-step {self.step} of "
+                      f"{cfg.meta_steps} (--resume continues)", file=sys.stderr)
+                break
         bar.close()
         timing = {"train_s": time.perf_counter() - start, "train_cpu_s": time.process_time() - cpu_start,
                   "steps": self.step - first_step}
@@ -208,7 +219,8 @@ class _Run:
     def train_step(self) -> float:
         for group in self.algo.optimizer.param_groups:
             group["lr"] = self.cfg.meta_lr * lr_factor(self.cfg, self.step)
-        loss = self.algo.train_step(self.train_sampler.sample_batch(self.cfg.meta_batch))
+        episodes = self.train_sampler.sample_batch(self.cfg.meta_batch)
+        loss = self.algo.train_step([episode.to(self.device) for episode in episodes])
         if not math.isfinite(loss):
             raise MetaNMTError(f"meta-training diverged at step {self.step} (loss {loss}); "
                                "lower --meta-lr or --inner-lr")
@@ -219,7 +231,8 @@ class _Run:
         """Accuracy and its 95% confidence half-width on the test episodes, and the time they took."""
         start, cpu_start = time.perf_counter(), time.process_time()
         sampler = self.eval_sampler("test", self.cfg.seed + 2)
-        accuracy, ci95 = evaluate(self.algo, sampler, self.cfg.eval_episodes, desc="test episodes")
+        accuracy, ci95 = evaluate(self.algo, sampler, self.cfg.eval_episodes, self.device,
+                                  desc="test episodes")
         return {"accuracy": accuracy, "ci95": ci95, "test_s": time.perf_counter() - start,
                 "test_cpu_s": time.process_time() - cpu_start}
 
@@ -241,7 +254,8 @@ class _Run:
             "machine": {"platform": platform.platform(),
                         "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                        "python": platform.python_version(), "torch": torch.__version__},
+                        "python": platform.python_version(), "torch": torch.__version__,
+                        "device": _device_name(self.device)},
             "command": cfg.command,
         }
 
@@ -260,3 +274,10 @@ class _Run:
             "test_cpu_s": round(test["test_cpu_s"], 1),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         }
+
+
+def _device_name(device: torch.device) -> str:
+    """``cpu``, or the accelerator's model name (e.g. ``cuda: NVIDIA H100 80GB HBM3``)."""
+    if device.type == "cuda":
+        return f"{device}: {torch.cuda.get_device_name(device)}"
+    return str(device)

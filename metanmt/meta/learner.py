@@ -21,7 +21,7 @@ from torch.func import functional_call
 
 from metanmt.errors import MetaNMTError
 from metanmt.meta.batched import TaskGroup, batching_pays, group_episodes, per_task, task_losses
-from metanmt.meta.episode import Episode
+from metanmt.meta.episode import Episode, move_batch
 from metanmt.meta.inner_optim import get_inner_update
 from metanmt.meta.params import check_names, select_fast_names
 
@@ -384,7 +384,7 @@ class MetaLearner(nn.Module):
 
     def _to_device(self, batch: Any) -> Any:
         device = next(self.model.parameters()).device
-        return _move(batch, device)
+        return move_batch(batch, device)
 
     def _world_size(self) -> int:
         return 1 if self.accelerator is None else self.accelerator.num_processes
@@ -406,16 +406,6 @@ class MetaLearner(nn.Module):
             flat = self.accelerator.reduce(flat, reduction="sum")
             for p, g in zip(group, flat.split([p.numel() for p in group])):
                 p.grad = g.view_as(p).clone()
-
-
-def _move(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return type(batch)({k: _move(v, device) for k, v in batch.items()})
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_move(v, device) for v in batch)
-    return batch
 
 
 def _first_tensor(batch: Any) -> torch.Tensor | None:

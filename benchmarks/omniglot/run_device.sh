@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The Omniglot MAML parity runs on one GPU, side by side (one process each, the published settings):
+# MAML 5-way 1-shot, first-order MAML 5-way 1-shot and MAML 20-way 1-shot. Each meta-trains for MINUTES of
+# wall time (`--time-limit`), is validated and checkpointed where it stops, and is tested on 600 episodes;
+# the same command with the same RUNS folder continues every run (`--resume`).
+#
+#   OUT=somewhere bash benchmarks/omniglot/run_device.sh OMNIGLOT_DIR MINUTES [RUNS]
+#
+# OMNIGLOT_DIR holds images_background.zip and images_evaluation.zip. $OUT gets each run's log and a
+# RUN.tgz of its folder (results.json, checkpoint.pt, best.pt). EXTRA_ARGS go to every run (a dry run on
+# a CPU: EXTRA_ARGS="--device cpu --eval-episodes 5 --val-episodes 5").
+set -uo pipefail
+DATA=${1:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
+MINUTES=${2:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
+RUNS=${3:-/tmp/omniglot_runs}
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 METANMT_CACHE=${METANMT_CACHE:-/tmp/metanmt_cache}
+mkdir -p "$RUNS" "$OUT"
+nvidia-smi -L 2>/dev/null; python3 -c "import torch; print('torch', torch.__version__)"
+# decode the images once, before three processes would each try to
+python3 -c "from metanmt.tasks.images.omniglot import load_omniglot; load_omniglot('$DATA', 28)"
+
+fewshot() {  # fewshot NAME OPTIONS...
+  local name=$1; shift
+  python3 -m metanmt fewshot --dataset omniglot --data-root "$DATA" --output-dir "$RUNS/$name" \
+    --time-limit "$MINUTES" --resume --threads 2 "$@" ${EXTRA_ARGS:-} > "$OUT/$name.log" 2>&1
+  tar czf "$OUT/$name.tgz" -C "$RUNS" "$name"
+}
+start=$(date +%s)
+fewshot maml_5w1s --algorithm maml --ways 5 &
+fewshot fomaml_5w1s --algorithm fomaml --ways 5 &
+fewshot maml_20w1s --algorithm maml --ways 20 &
+wait
+echo "all runs done after $(( $(date +%s) - start )) s"
+tail -n 2 "$OUT"/*.log
