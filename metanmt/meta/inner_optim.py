@@ -23,13 +23,20 @@ def sgd_update(params: Tensors, grads: Sequence[torch.Tensor | None], lrs: Seque
 
 def make_adam_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Update:
     """Adam as a pure function. The denominator is sqrt(v_hat + eps^2) rather than sqrt(v_hat) + eps so that
-    its derivative stays finite where a gradient entry is exactly zero (second-order MAML)."""
+    its derivative stays finite where a gradient entry is exactly zero (second-order MAML).
+
+    Where nothing is differentiated through the moments (FOMAML, Reptile, test-time adaptation: detached
+    gradients and one plain step size), they are computed with ``torch._foreach_*`` kernels, a few calls for
+    all tensors instead of ten per tensor: the same numbers up to rounding, without the per-tensor overhead
+    that made the inner Adam ~5% of a FOMAML meta-step on a small transformer."""
     b1, b2 = betas
 
     def adam_update(params, grads, lrs, state, step):
         m = state.setdefault("m", [None] * len(params))
         v = state.setdefault("v", [None] * len(params))
         t = step + 1
+        if _foreach_applies(grads, lrs, m):
+            return _foreach_adam(params, grads, lrs[0], m, v, b1, b2, t, eps)
         out = []
         for i, (p, g, lr) in enumerate(zip(params, grads, lrs)):
             if g is None:
@@ -43,6 +50,33 @@ def make_adam_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-
         return out
 
     return adam_update
+
+
+def _foreach_applies(grads: Sequence[torch.Tensor | None], lrs: Sequence[torch.Tensor | float],
+                     m: list) -> bool:
+    """Whether no gradient, moment or step size needs a graph, and all tensors share one step size."""
+    plain = all(g is not None and not g.requires_grad for g in grads) and all(
+        x is None or not x.requires_grad for x in m)
+    return plain and all(not isinstance(lr, torch.Tensor) and lr == lrs[0] for lr in lrs)
+
+
+def _foreach_adam(params: Tensors, grads: Tensors, lr: float, m: list, v: list, b1: float, b2: float, t: int,
+                  eps: float) -> Tensors:
+    """The update of ``adam_update`` with the moments in place through ``torch._foreach_*`` (no graph)."""
+    with torch.no_grad():
+        if m[0] is None:
+            m[:] = torch._foreach_mul(grads, 1 - b1)
+            v[:] = torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - b2)
+        else:
+            torch._foreach_lerp_(m, grads, 1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        denom = torch._foreach_div(v, 1 - b2**t)
+        torch._foreach_add_(denom, eps * eps)
+        torch._foreach_sqrt_(denom)
+        steps = torch._foreach_div(m, denom)
+        torch._foreach_mul_(steps, lr / (1 - b1**t))
+    return [p - s for p, s in zip(params, steps)]
 
 
 def make_sgd_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Update:
