@@ -115,14 +115,10 @@ class TranslationTask:
         self.name = name
         self.pairs = pairs
         self.pad_id = pad_id
-        # A ring ordered by the longer side (what padding costs): every other pair by rising length, then the
-        # rest falling, so that neighbours have similar lengths everywhere, also where an episode window wraps
-        # around the end (a plain sorted order put the longest pairs beside the shortest there, and such an
-        # episode padded 375 target tokens to 5,700 positions). Twice over, with its cumulative target tokens.
-        by_length = np.argsort(np.maximum(pairs.src_lengths, pairs.tgt_lengths), kind="stable")
-        ring = np.concatenate([by_length[0::2], by_length[1::2][::-1]])
-        self._ring = np.concatenate([ring, ring])
-        self._ring_tokens = np.concatenate([[0], np.cumsum(pairs.tgt_lengths[self._ring])])
+        # The pairs ordered by the longer side (what padding costs), with their cumulative target tokens:
+        # episode windows are cut from this order.
+        self._order = np.argsort(np.maximum(pairs.src_lengths, pairs.tgt_lengths), kind="stable")
+        self._cumulative = np.concatenate([[0], np.cumsum(pairs.tgt_lengths[self._order])])
 
     def __repr__(self) -> str:
         return f"TranslationTask({self.name!r}, {len(self.pairs)} pairs)"
@@ -131,26 +127,20 @@ class TranslationTask:
         """A support and a query batch of disjoint sentences, each within its target-token budget.
 
         Budgets count target (English) tokens including EOS, not padding. The sentences come, in random order,
-        from a window of a ring of the data ordered by the longer side of each pair (rising, then falling),
-        holding the two budgets' target tokens, so both batches have similar source and target lengths and
-        little padding. The window starts at a uniformly random token and wraps around the ring, so the
-        shortest and longest sentences are drawn as often as the rest (per token). Each batch has at least one
-        sentence, even if that sentence alone exceeds the budget.
+        from a window of the data ordered by the longer side of each pair, holding the two budgets' target
+        tokens, so both batches have similar source and target lengths and little padding. The window starts
+        at a uniformly random token of ``(-budgets, tokens)`` and is cut at both ends of the order, so every
+        sentence is drawn equally often per token, the shortest and longest included; windows cut at an end
+        hold fewer tokens. (A ring that wrapped around put the longest pairs beside the shortest; a ring
+        rising then falling halved the density of lengths, and episodes padded 1.18x more than these.) Each
+        batch has at least one sentence, even if that sentence alone exceeds the budget.
         """
         from metanmt.meta.episode import Episode  # imported here: metanmt.meta loads torch
 
         if support_tokens < 1 or query_tokens < 1:
             raise MetaNMTError(f"episode budgets must be positive, got support={support_tokens}, "
                                f"query={query_tokens}")
-        n = len(self.pairs)
-        total = int(self._ring_tokens[n])
-        need = support_tokens + query_tokens
-        if need >= total:
-            window = self._ring[:n]
-        else:
-            start = int(np.searchsorted(self._ring_tokens, rng.integers(0, total), side="right")) - 1
-            end = int(np.searchsorted(self._ring_tokens, self._ring_tokens[start] + need, side="left"))
-            window = self._ring[start:end]
+        window = self._window(rng, support_tokens + query_tokens)
         window = window[rng.permutation(len(window))]
         lengths = self.pairs.tgt_lengths
         support, used = _prefix_within_budget(window, lengths, support_tokens)
@@ -159,6 +149,18 @@ class TranslationTask:
             support, query = support[:-1], support[-1:]
         return Episode(support=collate(self.pairs, support, self.pad_id),
                        query=collate(self.pairs, query, self.pad_id), task=self.name)
+
+    def _window(self, rng: np.random.Generator, need: int) -> np.ndarray:
+        """The pairs holding the tokens ``[start, start + need)`` of the length order (at least two)."""
+        n, cumulative = len(self.pairs), self._cumulative
+        total = int(cumulative[n])
+        if need >= total:
+            return self._order
+        start = int(rng.integers(1 - need, total))  # every window holds at least one token
+        first = int(np.searchsorted(cumulative, max(start, 0), side="right")) - 1
+        end = int(np.searchsorted(cumulative, min(start + need, total), side="left"))
+        end = min(max(end, first + 2), n)
+        return self._order[min(first, end - 2):end]
 
 
 def _prefix_within_budget(candidates: np.ndarray, lengths: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
