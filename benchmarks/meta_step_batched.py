@@ -5,7 +5,9 @@ per class, meta-batch 32, one inner SGD step (lr 0.4); FOMAML and MAML. Three pa
 
 - ``one_by_one``: ``batch_tasks=False``, the tasks in turn;
 - ``vmap``: ``batch_tasks=True`` with the model's ``forward_tasks`` hidden: torch.func.vmap's own rules;
-- ``grouped``: ``batch_tasks=True`` through ``Conv4.forward_tasks`` (grouped convolutions).
+- ``grouped``: ``batch_tasks=True`` through ``Conv4.forward_tasks`` (grouped convolutions);
+- ``learn2learn``: ``learn2learn.algorithms.MAML`` on the same model and episodes, one task after another
+  (where learn2learn is installed: ``../shared/peers/setup_peers.sh`` builds a venv with it).
 
 Each (method, path) runs in its own process; they are interleaved over rounds and each keeps its fastest
 round, so load from other jobs hits all alike.
@@ -32,7 +34,7 @@ import torch
 from metanmt.meta import MetaConfig, MetaLearner
 
 METHODS = ("fomaml", "maml")
-PATHS = ("one_by_one", "vmap", "grouped")
+PATHS = ("one_by_one", "vmap", "grouped", "learn2learn")
 
 
 def to_device(episodes: list, device: str) -> list:
@@ -47,20 +49,51 @@ def run_one(method: str, path: str, steps: int, warmup: int, device: str = "cpu"
     model, episodes = model.to(device), to_device(episodes, device)
     if path == "vmap":
         model.forward_tasks = None  # hidden: vmap batches the model with its per-operator rules
-    learner = MetaLearner(model, loss_fn, MetaConfig(algorithm=method, batch_tasks=path != "one_by_one",
-                                                     **config))
-    opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+    if path == "learn2learn":
+        meta_step = learn2learn_step(model, loss_fn, episodes, method, config["inner_lr"])
+    else:
+        learner = MetaLearner(model, loss_fn, MetaConfig(algorithm=method, batch_tasks=path != "one_by_one",
+                                                         **config))
+        opt = torch.optim.Adam(learner.parameters(), lr=1e-3)
+        meta_step = lambda: learner.meta_step(episodes, opt)
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        learner.meta_step(episodes, opt)
+        meta_step()
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    assert learner._batchable is (None if path == "one_by_one" else True)
+    assert path == "learn2learn" or learner._batchable is (None if path == "one_by_one" else True)
     return {"method": method, "path": path, "ms_per_step": round(1000 * statistics.median(times), 1),
             "steps": steps, "threads": torch.get_num_threads(), "device": device}
+
+
+def learn2learn_step(model, loss_fn, episodes: list, method: str, inner_lr: float):
+    """learn2learn's MAML (one inner SGD step, first order for FOMAML) over the tasks one after another."""
+    import learn2learn as l2l
+
+    maml = l2l.algorithms.MAML(model, lr=inner_lr, first_order=method == "fomaml")
+    opt = torch.optim.Adam(maml.parameters(), lr=1e-3)
+
+    def meta_step() -> None:
+        opt.zero_grad(set_to_none=True)
+        for episode in episodes:
+            task_model = maml.clone()
+            task_model.adapt(loss_fn(task_model, episode.support))
+            (loss_fn(task_model, episode.query) / len(episodes)).backward()
+        opt.step()
+
+    return meta_step
+
+
+def installed(path: str) -> bool:
+    """Whether a path can run here (learn2learn is an optional peer)."""
+    if path != "learn2learn":
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("learn2learn") is not None
 
 
 def main() -> None:
@@ -78,7 +111,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         print(json.dumps(run_one(*args.one, steps=args.steps, warmup=args.warmup, device=args.device)))
         return
-    runs: dict[tuple[str, str], list[dict]] = {(m, p): [] for m in METHODS for p in PATHS}
+    runs: dict[tuple[str, str], list[dict]] = {(m, p): [] for m in METHODS for p in PATHS if installed(p)}
     for _ in range(args.rounds):
         for key, done in runs.items():
             cmd = [sys.executable, __file__, "--one", *key, "--steps", str(args.steps),
