@@ -130,10 +130,12 @@ class TranslationTask:
         from a window of the data ordered by the longer side of each pair, holding the two budgets' target
         tokens, so both batches have similar source and target lengths and little padding. The window starts
         at a uniformly random token of ``(-budgets, tokens)`` and is cut at both ends of the order, so every
-        sentence is drawn equally often per token, the shortest and longest included; windows cut at an end
-        hold fewer tokens. (A ring that wrapped around put the longest pairs beside the shortest; a ring
-        rising then falling halved the density of lengths, and episodes padded 1.18x more than these.) Each
-        batch has at least one sentence, even if that sentence alone exceeds the budget.
+        sentence is in a window equally often per token, the shortest and longest included; windows cut at
+        an end hold fewer tokens (and the batches then take all of them, where a full window loses the
+        sentences past the budgets). A ring that wrapped around put the longest pairs beside the shortest; a
+        ring rising then falling halved the density of lengths, and its episodes cost 1.18x the padded
+        positions (``benchmarks/episode_padding.py``). Each batch has at least one sentence, even if that
+        sentence alone exceeds the budget.
         """
         from metanmt.meta.episode import Episode  # imported here: metanmt.meta loads torch
 

@@ -1,0 +1,44 @@
+"""Target tokens per second of training steps alone (no validation, no checkpoints), for an A/B of two code
+versions or two systems on the same config and prepared data.
+
+    python benchmarks/step_speed.py --config CFG --data DATA --system metanmt --steps 100
+    cd /tmp && PYTHONPATH=OTHER_CHECKOUT python /path/to/benchmarks/step_speed.py ...   # another version
+
+Run from outside a checkout when PYTHONPATH picks the version (the working directory would shadow it);
+interleave rounds of the versions so that load from other jobs hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import metanmt
+from metanmt.train.config import TrainConfig
+from metanmt.train.trainer import _Run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--data", required=True, help="a directory written by `metanmt prepare`")
+    parser.add_argument("--system", default="metanmt", choices=("metanmt", "multinmt"))
+    parser.add_argument("--steps", type=int, default=100, help="timed steps, after 10 untimed ones")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as out:
+        run = _Run.start(TrainConfig.load(args.config), args.data, Path(out) / args.system, args.system)
+        for _ in range(10):
+            run.train_step()
+        start, tokens = time.perf_counter(), 0
+        for _ in range(args.steps):
+            tokens += run.train_step()[1]
+        seconds = time.perf_counter() - start
+    print(f"{args.system} ({Path(metanmt.__file__).parent}): {tokens / seconds:.0f} target tokens/s "
+          f"over {args.steps} steps")
+
+
+if __name__ == "__main__":
+    main()
