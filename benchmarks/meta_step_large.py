@@ -4,10 +4,11 @@ Model: a randomly initialised M2M-100 (``M2M100ForConditionalGeneration``) of d_
 heads, FFN 2048, the M2M-100 vocabulary of 128,112 pieces with tied embeddings: 110M parameters (``--small``:
 d_model 128, 2+2 layers, 4 heads, FFN 512, vocabulary 8,000, for a quick check on a busy machine). Meta-batch:
 4 tasks, each a support and a query batch of ``--tokens`` target tokens (80 sentences x 25 tokens at 2,000),
-one inner step of the differentiable Adam (lr 1e-3), as metanmt meta-trains. The plain step trains all weights
-on the same 8 batches with gradient accumulation (one batch's activations at a time, as the meta-step holds
-one task's). LoRA: rank 16, alpha 32 on q_proj and v_proj (the family default of metanmt.models.families); the
-inner loop adapts the adapters and the outer loop trains them (``meta.outer_params: adapters``).
+one inner step of the differentiable Adam (lr 1e-3; ``--inner-steps``), as metanmt meta-trains. The plain step
+trains all weights on the same 8 batches with gradient accumulation (one batch's activations at a time, as the
+meta-step holds one task's). LoRA: rank 16, alpha 32 on q_proj and v_proj (the family default of
+metanmt.models.families); the inner loop adapts the adapters and the outer loop trains them
+(``meta.outer_params: adapters``).
 
 Every method computes its cross-entropy the same way: ``--loss chunked`` (the default; metanmt's chunked,
 twice-differentiable loss, as ``meta.chunked_loss`` trains) or ``--loss hf`` (HF's, over the whole
@@ -19,6 +20,7 @@ Each method runs in its own process, so its peak memory is its own: peak RSS on 
     python benchmarks/meta_step_large.py                      # writes benchmarks/meta_step_large.json
     python benchmarks/meta_step_large.py --loss hf            # the same with HF's loss
     python benchmarks/meta_step_large.py --small --steps 1    # a quick check
+    python benchmarks/meta_step_large.py --recompute          # MAML rows with MetaConfig.recompute
 """
 
 from __future__ import annotations
@@ -90,26 +92,30 @@ def plain_step(model, data, loss: str):
     return step
 
 
-def meta_step(model, data, method: str, loss: str):
+def meta_step(model, data, method: str, loss: str, recompute: bool, inner_steps: int):
     from metanmt.meta import Episode, MetaConfig, MetaLearner
     from metanmt.models.lora import LORA_PATTERNS, LoraSettings, add_lora
 
     lora = method.endswith("-lora")
     if lora:
         model = add_lora(model, LoraSettings(r=16, alpha=32, target_modules=["q_proj", "v_proj"]), None)
-    config = MetaConfig(algorithm=method.removesuffix("-lora"), inner_steps=1, inner_lr=1e-3,
-                        inner_optimizer="adam", fast_params=LORA_PATTERNS if lora else ("*",))
+    algorithm = method.removesuffix("-lora")
+    config = MetaConfig(algorithm=algorithm, inner_steps=inner_steps, inner_lr=1e-3, inner_optimizer="adam",
+                        fast_params=LORA_PATTERNS if lora else ("*",),
+                        recompute=recompute and algorithm == "maml")
     learner = MetaLearner(model, loss_function(model, loss), config)
     optimizer = torch.optim.Adam([p for p in learner.parameters() if p.requires_grad], lr=1e-4)
     episodes = [Episode(support=data[2 * i], query=data[2 * i + 1]) for i in range(TASKS)]
     return lambda: learner.meta_step(episodes, optimizer)
 
 
-def run_one(method: str, size: str, tokens: int, steps: int, warmup: int, loss: str) -> dict:
+def run_one(method: str, size: str, tokens: int, steps: int, warmup: int, loss: str, recompute: bool,
+            inner_steps: int) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, data = build(size, device), batches(size, tokens, device)
     params = sum(p.numel() for p in model.parameters())
-    step = plain_step(model, data, loss) if method == "plain" else meta_step(model, data, method, loss)
+    step = (plain_step(model, data, loss) if method == "plain"
+            else meta_step(model, data, method, loss, recompute, inner_steps))
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -120,7 +126,9 @@ def run_one(method: str, size: str, tokens: int, steps: int, warmup: int, loss: 
             times.append(time.perf_counter() - t0)
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"method": method, "loss": loss, "ms_per_step": round(1000 * statistics.median(times), 1),
+    return {"method": method, "loss": loss, "recompute": recompute and method.startswith("maml"),
+            "inner_steps": 0 if method == "plain" else inner_steps,
+            "ms_per_step": round(1000 * statistics.median(times), 1),
             "peak_mb": round(peak / 2**20, 1),
             "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
             "params": params, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -138,18 +146,24 @@ def main() -> None:
     parser.add_argument("--loss", choices=("hf", "chunked"), default="chunked",
                         help="every method's cross-entropy: HF's (the [tokens, vocabulary] logits) or "
                              "chunked (metanmt.models.chunked_loss, as meta.chunked_loss trains)")
+    parser.add_argument("--recompute", action="store_true",
+                        help="MAML rows recompute each inner step in their backward sweep "
+                             "(MetaConfig.recompute)")
+    parser.add_argument("--inner-steps", type=int, default=1, help="inner steps of the meta-learning rows")
     parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size, tokens = ("small" if args.small else "full"), args.tokens or (500 if args.small else 2000)
     if args.one:
-        print(json.dumps(run_one(args.one, size, tokens, args.steps, args.warmup, args.loss)))
+        print(json.dumps(run_one(args.one, size, tokens, args.steps, args.warmup, args.loss, args.recompute,
+                                 args.inner_steps)))
         return
     rows = []
     for method in args.methods:
         cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup",
                str(args.warmup), "--tokens", str(tokens), "--loss", args.loss,
-               *(["--small"] if args.small else [])]
+               "--inner-steps", str(args.inner_steps),
+               *(["--small"] if args.small else []), *(["--recompute"] if args.recompute else [])]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                               text=True).stdout.splitlines()[-1]))
         print(f"{method:12s} {rows[-1]['ms_per_step']:10.1f} ms/step  peak {rows[-1]['peak_mb']:8.0f} MB  "
@@ -157,7 +171,8 @@ def main() -> None:
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                "torch": torch.__version__, "python": platform.python_version()}
-    record = {"size": size, "config": SIZES[size], "tasks": TASKS, "tokens_per_batch": tokens, "rows": rows,
+    record = {"size": size, "config": SIZES[size], "tasks": TASKS, "tokens_per_batch": tokens,
+              "inner_steps": args.inner_steps, "rows": rows,
               "machine": machine, "command": " ".join(["python", *sys.argv])}
     Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 

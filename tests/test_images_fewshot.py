@@ -213,3 +213,13 @@ def test_real_omniglot_protonet_learns_well_above_chance(tmp_path, tmp_path_fact
     assert results["accuracy"] > 60.0, results["accuracy"]  # chance is 20%
     timing = results["timing"]
     assert timing["sampler_episodes_per_s"] > 10 * timing["meta_steps_per_s"]
+
+
+def test_recompute_runs_maml_and_is_refused_elsewhere(fewshot, tmp_path, capsys):
+    common = ("--meta-batch", "2", "--meta-steps", "2", "--eval-every", "2", "--eval-inner-steps", "1",
+              "--recompute")
+    assert fewshot("r", "--algorithm", "maml", *common) == 0
+    results = read(tmp_path / "r")
+    assert results["config"]["recompute"] is True and results["meta_steps"] == 2
+    assert fewshot("rf", "--algorithm", "fomaml", *common) == 2
+    assert "recompute saves memory for second-order MAML" in capsys.readouterr().err

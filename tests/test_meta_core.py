@@ -360,3 +360,39 @@ def test_auto_batches_only_where_it_pays_and_falls_back_with_a_warning(monkeypat
 def test_bad_batch_tasks_is_an_error():
     with pytest.raises(MetaNMTError, match="batch_tasks must be 'auto', True or False"):
         MetaConfig(batch_tasks="yes")
+
+
+# ---------------------------------------------------------------------- MAML with recomputed inner steps
+@pytest.mark.parametrize("settings", [
+    {}, {"inner_optimizer": "adam"}, {"inner_optimizer": "adam", "learn_inner_lr": True},
+    {"fast_params": ("0.*",)}, {"inner_steps": 0}, {"batch_tasks": True, "inner_optimizer": "adam"},
+], ids=lambda s: "-".join(str(v) for v in s.values()) or "sgd")
+@pytest.mark.parametrize("bn", [False, True], ids=["mlp", "batchnorm"])
+def test_recomputed_maml_gives_the_same_meta_gradient(settings, bn):
+    eps = episodes(3)
+    config = {"algorithm": "maml", "inner_steps": 3, "inner_lr": 0.2, "batch_tasks": False, **settings}
+    kept, _ = meta_gradient(MetaConfig(**config), eps, bn)
+    recomputed, _ = meta_gradient(MetaConfig(**config, recompute=True), eps, bn)
+    torch.testing.assert_close(recomputed, kept, rtol=1e-10, atol=1e-13)
+
+
+def test_recomputed_maml_redraws_the_same_dropout_masks():
+    eps = episodes(2)
+    grads, next_draws = [], []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = dropout_mlp()
+        config = MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.2, batch_tasks=False,
+                            recompute=recompute)
+        MetaLearner(model, regression_loss, config).accumulate_meta_gradients(eps)
+        grads.append(flat_grad(model))
+        next_draws.append(torch.rand(3))  # the random stream goes on as if nothing had been recomputed
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(next_draws[1], next_draws[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("settings", [{"algorithm": "fomaml"},
+                                      {"algorithm": "maml", "multi_step_loss": True}])
+def test_recompute_outside_second_order_maml_is_an_error(settings):
+    with pytest.raises(MetaNMTError, match="recompute saves memory for second-order MAML"):
+        MetaConfig(**settings, recompute=True)

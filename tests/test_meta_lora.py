@@ -49,11 +49,12 @@ def objective(learner: MetaLearner, eps: list[Episode]) -> float:
     return sum(float(seq2seq_loss(learner.adapt(ep.support), ep.query).detach()) for ep in eps) / len(eps)
 
 
-@pytest.mark.parametrize("train_base", [False, True])
-def test_maml_through_lora_matches_finite_differences(train_base):
+@pytest.mark.parametrize("train_base, recompute", [(False, False), (True, False), (True, True)],
+                         ids=["adapters", "adapters_and_base", "adapters_and_base_recomputed"])
+def test_maml_through_lora_matches_finite_differences(train_base, recompute):
     model = tiny_lora_marian(train_base)
     learner = MetaLearner(model, seq2seq_loss, MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.5,
-                                                          fast_params=LORA_PATTERNS))
+                                                          fast_params=LORA_PATTERNS, recompute=recompute))
     assert all(".lora_" in name for name in learner.fast_names)
     eps = episodes()
     learner.accumulate_meta_gradients(eps)

@@ -35,6 +35,7 @@ class MetaAlgorithm:
                               eval_inner_steps=cfg.eval_inner_steps, inner_lr=cfg.inner_lr,
                               inner_optimizer=cfg.inner_optimizer, bn_eval=cfg.bn_eval,
                               batch_tasks={"yes": True, "no": False}.get(cfg.batch_tasks, "auto"),
+                              recompute=cfg.recompute,
                               adam_betas=(0.0, 0.999) if cfg.algorithm == "reptile" else (0.9, 0.999))
         self.learner = MetaLearner(model, _cross_entropy, meta_cfg)
         outer = torch.optim.SGD if cfg.algorithm == "reptile" else torch.optim.Adam

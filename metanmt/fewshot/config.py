@@ -71,6 +71,9 @@ class FewShotConfig:
                                "Conv-4 as grouped convolutions; the same meta-gradient) or one by one; "
                                "auto: together on an accelerator, one by one on CPU, where that measured "
                                "faster", choices=BATCH_TASKS)
+    recompute: bool = _option(False, "maml: recompute each inner step in the backward sweep: the memory of "
+                              "one inner step's second-order graph, not of all, for one more support pass "
+                              "each (the same meta-gradient)")
     eval_every: int = _option(500, "validate and checkpoint every this many meta-steps")
     val_episodes: int = _option(100, "episodes per validation")
     eval_episodes: int = _option(600, "test episodes (E)")

@@ -46,6 +46,10 @@ class MetaConfig:
     per-task fast weights along a leading dimension under ``torch.func.vmap`` (the same meta-gradient up to
     rounding): True, False, or "auto": together on accelerators, one by one on CPU (faster there, see
     :func:`~metanmt.meta.batched.batching_pays`) and for models vmap cannot run (a warning says why).
+    ``recompute`` (MAML): keep one inner step's second-order graph alive at a time instead of the whole inner
+    loop's beside the query pass: the inner loop first runs without a graph, the query gradient is taken at
+    its end, then each step is recomputed (same dropout masks) and differentiated backwards, last to first.
+    The same meta-gradient up to rounding, for one more support pass per step (benchmarks/meta_step_large.md).
     """
 
     algorithm: Literal["maml", "fomaml", "reptile"] = "fomaml"
@@ -60,6 +64,7 @@ class MetaConfig:
     multi_step_loss: bool = False
     bn_eval: Literal["transductive", "support"] = "transductive"
     batch_tasks: Literal["auto"] | bool = "auto"
+    recompute: bool = False
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -72,6 +77,10 @@ class MetaConfig:
             raise MetaNMTError(f"bn_eval must be one of {', '.join(BN_EVAL)}, not {self.bn_eval!r}")
         if self.batch_tasks not in ("auto", True, False):
             raise MetaNMTError(f"batch_tasks must be 'auto', True or False, not {self.batch_tasks!r}")
+        if self.recompute and (self.algorithm != "maml" or self.multi_step_loss):
+            raise MetaNMTError("recompute saves memory for second-order MAML with the last query loss only, "
+                               f"not for algorithm={self.algorithm!r} and multi_step_loss="
+                               f"{self.multi_step_loss}")
         patterns = self.fast_params
         self.fast_params = tuple([patterns] if isinstance(patterns, str) else patterns)
 
@@ -110,6 +119,41 @@ class Adapted:
         state = {k: v.detach() for k, v in {**self.params, **self.buffers}.items()}
         module.load_state_dict(state, strict=False)
         return module
+
+
+@dataclass
+class StepPoint:
+    """Where an inner step started: fast weights, optimizer state (detached copies) and the random state
+    its support pass drew dropout masks from, so that :meth:`MetaLearner._step_vjp` can redo it exactly."""
+
+    fast: dict[str, torch.Tensor]
+    state: dict[str, list[torch.Tensor | None]]
+    cpu_rng: torch.Tensor
+    device_rng: torch.Tensor | None
+    device: torch.device
+
+    @classmethod
+    def capture(cls, fast: dict[str, torch.Tensor], state: dict, device: torch.device) -> StepPoint:
+        copies = {k: [None if t is None else t.detach().clone() for t in ts] for k, ts in state.items()}
+        device_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        detached = {n: t.detach() for n, t in fast.items()}
+        return cls(detached, copies, torch.get_rng_state(), device_rng, device)
+
+    def leaves(self) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor | None]]]:
+        """Fresh leaf tensors (requiring grad) of the fast weights and the optimizer state."""
+        fast = {n: t.detach().requires_grad_() for n, t in self.fast.items()}
+        return fast, {k: [None if t is None else t.detach().requires_grad_() for t in ts]
+                      for k, ts in self.state.items()}
+
+    @contextlib.contextmanager
+    def rng(self) -> Iterator[None]:
+        """Run with the random state of the original pass; the caller's state is restored afterwards."""
+        devices = [self.device] if self.device_rng is not None else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self.cpu_rng)
+            if self.device_rng is not None:
+                torch.cuda.set_rng_state(self.device_rng, self.device)
+            yield
 
 
 class MetaLearner(nn.Module):
@@ -256,6 +300,8 @@ class MetaLearner(nn.Module):
         support, query = self._to_device(group.support), self._to_device(group.query)
         if cfg.algorithm == "reptile":
             return self._reptile_meta_loss(support, query, tasks, scale)
+        if cfg.recompute:
+            return self._recomputed_meta_loss(support, query, tasks, scale)
         second_order = cfg.algorithm == "maml"
         collect = (lambda f, b: self._losses(f, b, query, tasks)) if cfg.multi_step_loss else None
         with _attention_for_double_backward(second_order):
@@ -287,8 +333,46 @@ class MetaLearner(nn.Module):
                 q_loss = float(self._losses(fast, buffers, query, tasks).sum())
         return q_loss, losses[0] if losses else q_loss
 
+    def _recomputed_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
+                              ) -> tuple[float, float]:
+        """MAML's meta-gradient into ``.grad`` with one inner step's graph alive at a time (``recompute``):
+        the query gradient at the adapted weights, then vector-Jacobian products back through each step."""
+        trace: list[StepPoint] = []
+        fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
+                                                    detach=True, tasks=tasks, trace=trace)
+        with _batchnorm_mode(self.model, train=True):
+            q_loss = self._losses(fast, buffers, query, tasks)
+        (q_loss.sum() * scale).backward()  # the weights outside the inner loop get their query gradient here
+        cotangent = [t.grad for t in fast.values()], {}
+        with _attention_for_double_backward(True):
+            for step in reversed(range(len(trace))):
+                cotangent = self._step_vjp(trace[step], step, cotangent, buffers, support, tasks)
+        initial = [t for t, g in zip(self._initial_state(tasks)[0].values(), cotangent[0]) if g is not None]
+        torch.autograd.backward(initial, [g for g in cotangent[0] if g is not None])
+        q_total = float(q_loss.detach().sum())
+        return q_total, losses[0] if losses else q_total
+
+    def _step_vjp(self, point: StepPoint, step: int, cotangent: tuple[list, dict], buffers: dict[str, Any],
+                  support: Any, tasks: int | None) -> tuple[list, dict]:
+        """Recompute inner step ``step`` from where it started, with its graph, and pull the cotangent of its
+        outputs (fast weights, optimizer state) back to its inputs; the weights outside the inner loop and the
+        learned step sizes collect their share in ``.grad`` on the way."""
+        fast, state = point.leaves()
+        with point.rng(), _batchnorm_mode(self.model, train=True):
+            loss = self._losses(fast, buffers, support, tasks).sum()
+        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True, allow_unused=True)
+        new_state = {k: list(v) for k, v in state.items()}
+        new = self._update(list(fast.values()), grads, self._lrs(step), new_state, step)
+        pairs = [*zip(new, cotangent[0]), *((t, cotangent[1].get(k, [None] * len(ts))[i])
+                                            for k, ts in new_state.items() for i, t in enumerate(ts))]
+        pairs = [(out, g) for out, g in pairs if out is not None and g is not None]
+        torch.autograd.backward([out for out, _ in pairs], [g for _, g in pairs])
+        return ([t.grad for t in fast.values()],
+                {k: [None if t is None else t.grad for t in ts] for k, ts in state.items()})
+
     def _inner_loop(self, support: Any, steps: int, create_graph: bool, detach: bool,
-                    query_loss: Callable | None = None, tasks: int | None = None):
+                    query_loss: Callable | None = None, tasks: int | None = None,
+                    trace: list[StepPoint] | None = None):
         """Run ``steps`` inner updates; return (fast params, buffers, support losses, query losses).
 
         ``detach``: start from detached copies (Reptile, test-time adaptation): no graph back to the
@@ -296,7 +380,8 @@ class MetaLearner(nn.Module):
         query gradient reaches theta (and the learned step sizes), while MAML keeps the full graph.
         With ``query_loss(fast, buffers)`` (multi-step loss) the query losses after each step but the last
         are returned too. ``tasks``: the batches are stacked tasks; fast weights and buffers get a leading
-        task dimension and the losses are per task (their sums are returned).
+        task dimension and the losses are per task (their sums are returned). ``trace`` collects where each
+        step started (:class:`StepPoint`), for :meth:`_recomputed_meta_loss`.
         """
         fast, buffers = self._initial_state(tasks)
         if detach:
@@ -306,6 +391,8 @@ class MetaLearner(nn.Module):
         step_losses: list[torch.Tensor] = []
         with _batchnorm_mode(self.model, train=True):
             for step in range(steps):
+                if trace is not None:
+                    trace.append(StepPoint.capture(fast, state, self._device()))
                 loss = self._losses(fast, buffers, support, tasks).sum()
                 if not torch.isfinite(loss):
                     raise MetaNMTError(f"inner-loop loss is {float(loss)} at step {step}")
@@ -382,9 +469,11 @@ class MetaLearner(nn.Module):
     def _autocast(self):
         return self.accelerator.autocast() if self.accelerator is not None else contextlib.nullcontext()
 
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     def _to_device(self, batch: Any) -> Any:
-        device = next(self.model.parameters()).device
-        return move_batch(batch, device)
+        return move_batch(batch, self._device())
 
     def _world_size(self) -> int:
         return 1 if self.accelerator is None else self.accelerator.num_processes

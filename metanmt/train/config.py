@@ -60,6 +60,9 @@ class MetaSection:
     # differentiable (metanmt.models.chunked_loss): second-order MAML on large vocabularies fits in far less
     # memory (benchmarks/meta_step_large.md); the same loss up to rounding. Marian, mBART, M2M-100, NLLB.
     chunked_loss: bool = False
+    # second-order MAML: recompute each inner step in the backward sweep, so that the support pass's graph
+    # and the query pass are never alive together (metanmt.meta.MetaConfig; benchmarks/meta_step_large.md)
+    recompute: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
