@@ -347,8 +347,8 @@ class MetaLearner(nn.Module):
         with _attention_for_double_backward(True):
             for step in reversed(range(len(trace))):
                 cotangent = self._step_vjp(trace[step], step, cotangent, buffers, support, tasks)
-        initial = [t for t, g in zip(self._initial_state(tasks)[0].values(), cotangent[0]) if g is not None]
-        torch.autograd.backward(initial, [g for g in cotangent[0] if g is not None])
+        initial = self._initial_state(tasks)[0].values()  # the fast weights as functions of the model's
+        _backward_pairs([(t, g) for t, g in zip(initial, cotangent[0]) if g is not None])
         q_total = float(q_loss.detach().sum())
         return q_total, losses[0] if losses else q_total
 
@@ -365,8 +365,7 @@ class MetaLearner(nn.Module):
         new = self._update(list(fast.values()), grads, self._lrs(step), new_state, step)
         pairs = [*zip(new, cotangent[0]), *((t, cotangent[1].get(k, [None] * len(ts))[i])
                                             for k, ts in new_state.items() for i, t in enumerate(ts))]
-        pairs = [(out, g) for out, g in pairs if out is not None and g is not None]
-        torch.autograd.backward([out for out, _ in pairs], [g for _, g in pairs])
+        _backward_pairs([(out, g) for out, g in pairs if out is not None and g is not None])
         return ([t.grad for t in fast.values()],
                 {k: [None if t is None else t.grad for t in ts] for k, ts in state.items()})
 
@@ -495,6 +494,12 @@ class MetaLearner(nn.Module):
             flat = self.accelerator.reduce(flat, reduction="sum")
             for p, g in zip(group, flat.split([p.numel() for p in group])):
                 p.grad = g.view_as(p).clone()
+
+
+def _backward_pairs(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Backpropagate each (output, its cotangent) pair into the ``.grad`` of the leaves (none: nothing)."""
+    if pairs:
+        torch.autograd.backward([out for out, _ in pairs], [g for _, g in pairs])
 
 
 def _first_tensor(batch: Any) -> torch.Tensor | None:
