@@ -347,7 +347,7 @@ class MetaLearner(nn.Module):
         with _attention_for_double_backward(True):
             for step in reversed(range(len(trace))):
                 cotangent = self._step_vjp(trace[step], step, cotangent, buffers, support, tasks)
-        initial = self._initial_state(tasks)[0].values()  # the fast weights as functions of the model's
+        initial = self._initial_state(tasks)[0].values()  # the model's own weights (stacked per task)
         _backward_pairs([(t, g) for t, g in zip(initial, cotangent[0]) if g is not None])
         q_total = float(q_loss.detach().sum())
         return q_total, losses[0] if losses else q_total
