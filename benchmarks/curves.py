@@ -2,7 +2,8 @@
 
     python benchmarks/curves.py RUN [RUN ...] [--every 1000000]
 
-RUN: a run directory holding ``train_log.jsonl`` (``metanmt meta-train`` / ``pretrain`` output). For each
+RUN: a run directory holding ``train_log.jsonl`` (output of ``metanmt meta-train`` / ``pretrain``), or a log
+itself, plain or gzipped (the committed ``benchmarks/offline_tatoeba/*/SYSTEM_train_log.jsonl.gz``). For each
 multiple of ``--every`` target tokens, each run's last validation at or before it: the source gap (held-out
 loss with mismatched sources minus with true ones, nats) / the in-training validation chrF (ro/lv), and the
 wall-clock hours the run had spent to get there (summed from its logged throughput, validations excluded).
@@ -11,6 +12,7 @@ wall-clock hours the run had spent to get there (summed from its logged throughp
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 from pathlib import Path
 
@@ -19,7 +21,9 @@ def validations(run: Path) -> tuple[list[dict], int]:
     """The rows of a train log that hold a validation, with the training hours spent up to each, and the
     target tokens the run has reached."""
     rows, seconds, tokens = [], 0.0, 0
-    for line in (run / "train_log.jsonl").read_text(encoding="utf-8").splitlines():
+    log = run / "train_log.jsonl" if run.is_dir() else run
+    text = gzip.decompress(log.read_bytes()) if log.suffix == ".gz" else log.read_bytes()
+    for line in text.decode("utf-8").splitlines():
         row = json.loads(line)
         if row["tokens"] > tokens and row.get("tokens_per_s"):
             seconds += (row["tokens"] - tokens) / row["tokens_per_s"]
