@@ -129,6 +129,7 @@ def fake_split(monkeypatch):
         return EncodedPairs.from_sequences(ids, ids, list(SRCS[:n]), list(REFS[:n]))
 
     monkeypatch.setattr(evaluate_mod, "load_split", load_split)
+    monkeypatch.setattr(evaluate_mod, "language_group", lambda data_dir, lang: "test")
     return asked
 
 

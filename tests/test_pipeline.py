@@ -121,10 +121,16 @@ def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
     config["train"]["steps"] = 1
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(config))
-    run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], sizes=[0], splits=["test"],
-                   max_eval_sentences=5, systems=["multinmt"], progress=False, checkpoint="last")
+    report = run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], validation=True,
+                            sizes=[0], splits=["test"], max_eval_sentences=5, systems=["multinmt"],
+                            progress=False, checkpoint="last")
     assert not (tmp_path / "run" / "data").exists()
-    assert (tmp_path / "run" / "eval" / "multinmt" / "fi" / "0_draw0_test.json").is_file()
+    # --validation: ro evaluated too, each result with its language's role; ro reported apart from the verdict
+    evals = tmp_path / "run" / "eval" / "multinmt"
+    groups = {la: json.loads((evals / la / "0_draw0_test.json").read_text())["group"] for la in ("fi", "ro")}
+    assert groups == {"fi": "test", "ro": "valid"}
+    assert [t["lang"] for t in report["tables"]] == ["fi"]
+    assert [t["lang"] for t in report["validation_tables"]] == ["ro"]
     tuned = tmp_path / "run" / "finetune" / "multinmt" / "fi" / "0" / "draw0"
     info = json.loads((tuned / "metanmt.json").read_text())
     assert info["base_model"] == str((tmp_path / "run" / "multinmt" / "last").resolve())  # --checkpoint last

@@ -29,11 +29,12 @@ def references(lang: str, split: str, n: int = 80) -> list[str]:
 
 
 def write_eval(root, lang, split, system, tokens, draw, error_rate, refs=None, model_info=None, gap=None,
-               sources=True):
+               sources=True, group=None):
     """A result file set as `metanmt evaluate` writes it, for a system with a given word error rate.
 
     By default the checkpoint is a fine-tuned one (it has a base model); ``gap`` sets the source gap and
-    ``sources=False`` leaves out the sources file, as results from before either was measured."""
+    ``sources=False`` leaves out the sources file, as results from before either was measured; ``group`` is
+    the language's role (train/valid/test), absent by default as in results from before it was kept."""
     refs = refs if refs is not None else references(lang, split)
     rng = random.Random(f"{lang}/{split}/{system}/{tokens}/{draw}")
     hyps = [" ".join(w if rng.random() >= error_rate else rng.choice(WORDS) for w in r.split()) for r in refs]
@@ -50,6 +51,8 @@ def write_eval(root, lang, split, system, tokens, draw, error_rate, refs=None, m
         "num_sentences": len(refs), "beam": 4, "length_penalty": 0.6, "model": str(root / "ckpt"),
         "model_info": info, "hypotheses": hyp_path.name, "references": ref_path.name, "seconds": 1.0,
     }
+    if group is not None:
+        result["group"] = group
     if gap is not None:
         result["source_gap"] = {"loss": 3.0, "shuffled_loss": 3.0 + gap, "gap": gap}
     if sources:
@@ -499,3 +502,31 @@ def test_pairs_need_both_systems(tmp_path, systems, pairs):
     assert ("**MultiNMT+MetaNMT vs MultiNMT**: MultiNMT+MetaNMT better in 2 of 3 cells" in md) == bool(pairs)
     assert all(t["pair"] == ["multimeta", "multinmt"] for tb in report["tables"] for t in tb["tests"])
     assert report["samples"]["systems"] == list(systems) and report["warnings"] == []
+
+
+def test_validation_languages_are_reported_apart_from_the_verdict(tmp_path):
+    """ro is a validation language (the fine-tuning rate was chosen on it): its cells, where MetaNMT is far
+    better, get tables of their own and never count in the verdict; fi (test) does."""
+    root, out = tmp_path / "runs", tmp_path / "report"
+    for system, fi_rate, ro_rate in (("metanmt", 0.3, 0.05), ("multinmt", 0.3, 0.7)):
+        for d in range(3):
+            write_eval(root, "fi", "test", system, 4000, d, fi_rate, group="test")
+            write_eval(root, "ro", "test", system, 4000, d, ro_rate, group="valid")
+        write_eval(root, "ro", "dev", system, 0, None, ro_rate, group="valid")  # not a training language
+    report = write_report(root, out, n_bootstrap=50)
+    md = (out / "report.md").read_text()
+
+    assert [(t["lang"], t["split"]) for t in report["tables"]] == [("fi", "test")]
+    assert [(t["lang"], t["split"]) for t in report["validation_tables"]] == [("ro", "test"), ("ro", "dev")]
+    ro = report["validation_tables"][0]
+    assert {c["system"]: round(c["bleu_mean"]) for c in ro["cells"]}["metanmt"] > 60
+    assert [(c["lang"], c["winner"]) for c in report["verdict"]["comparisons"]] == [("fi", None)]
+    assert report["verdict"]["counts"] == {"cells": 1, "metanmt": 0, "multinmt": 0, "no_difference": 1,
+                                           "not_tested": 0}
+    assert report["training_languages"]["rows"] == []
+    validation = md[md.index("## Validation languages"):md.index("## Signatures")]
+    assert "ro: the fine-tuning settings were chosen on these languages" in validation
+    assert "### ro (Romanian) · test" in validation and "### ro (Romanian) · dev" in validation
+    assert "ro (Romanian)" not in md[:md.index("## Validation languages")]
+    with Image.open(out / "bleu_vs_size.png") as img:
+        assert img.size == (504, 408)  # one panel: fi

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--data", help="use this directory written by 'metanmt prepare' as it is (no corpora "
                                        "needed; e.g. data prepared on another machine) instead of preparing")
     parser.add_argument("--langs", nargs="+", help="languages to fine-tune on (None: the test languages)")
+    parser.add_argument("--validation", action="store_true",
+                        help="also fine-tune and evaluate the validation languages, at the same sizes; the "
+                             "report shows them apart and keeps them out of its verdict")
     parser.add_argument("--sizes", nargs="+", type=int,
                         help="fine-tuning sizes in tokens (None: the config's)")
     parser.add_argument("--draws", type=int, help="random draws per size (None: the config's)")
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from metanmt.train.pipeline import run_experiment
 
     run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data,
-                   langs=args.langs, sizes=args.sizes, draws=args.draws, systems=args.systems,
-                   splits=args.splits, max_eval_sentences=args.max_eval_sentences, checkpoint=args.checkpoint,
-                   progress=not args.no_progress)
+                   langs=args.langs, validation=args.validation, sizes=args.sizes, draws=args.draws,
+                   systems=args.systems, splits=args.splits, max_eval_sentences=args.max_eval_sentences,
+                   checkpoint=args.checkpoint, progress=not args.no_progress)
     return 0

@@ -56,6 +56,13 @@ def load_split(data_dir: str | Path, lang: str, split: str, max_sentences: int |
     return pairs
 
 
+def language_group(data_dir: str | Path, lang: str) -> str:
+    """``train``, ``valid`` or ``test``: the role of ``lang`` in the prepared data's task split."""
+    from metanmt.data import PreparedData
+
+    return PreparedData.load(data_dir).group(lang)
+
+
 def _one_line(text: str) -> str:
     """Keep the one-sentence-per-line reference file aligned even if a reference contains a line break."""
     return " ".join(text.splitlines())
@@ -104,8 +111,9 @@ def evaluate_model(
     model, tokenizer, info = load_checkpoint(model_dir)
     data_dir = data_dir or info.get("data_dir")
     pairs = _split_to_evaluate(model_dir, data_dir, lang, split, max_sentences)
-    record = {"lang": lang, "split": split, "max_sentences": max_sentences,
-              "data_dir": os.path.abspath(data_dir)}
+    # the language's role (train / valid / test): the report keeps validation languages out of its verdict
+    record = {"lang": lang, "split": split, "group": language_group(data_dir, lang),
+              "max_sentences": max_sentences, "data_dir": os.path.abspath(data_dir)}
     decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)],
                                 output_json, record, decoding, progress, start, comet)

@@ -6,8 +6,9 @@ fine-tuning draws. For each compared pair (:data:`PAIRS`: MetaNMT vs MultiNMT, t
 every other system vs the MultiNMT baseline) and each cell where both were evaluated, sacrebleu's paired
 bootstrap compares the two draw by draw on the saved hypotheses. The report opens with the verdict those
 numbers support (:mod:`metanmt.eval.verdict`), then each trained model's scores on its own training languages,
-sample translations, and one table per held-out language and split. Partial results are reported as they
-are: missing cells show as "–". Paths in the report are relative to its directory.
+sample translations, and one table per held-out language and split; validation languages (the fine-tuning
+settings were chosen on them) get tables of their own, outside the verdict. Partial results are reported as
+they are: missing cells show as "–". Paths in the report are relative to its directory.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MAIN_PAIR = META, MULTI = "metanmt", "multinmt"  # the claim of Gu et al. (2018)
 PAIRS = [MAIN_PAIR, *((system, MULTI) for system in SYSTEM_NAMES if system not in MAIN_PAIR)]
 IN_DOMAIN_SPLIT = "test"
 TRAINING_SPLIT = "dev"  # the pipeline scores each trained model on its training languages' dev sets
+TRAIN_GROUP, VALID_GROUP = "train", "valid"  # language groups of the prepared data's task split
 SAMPLE_SENTENCES = 5
 PLOT_FILE = "bleu_vs_size.png"
 MISSING = "–"
@@ -59,6 +61,7 @@ class Evaluation:
     bleu: float
     chrf: float
     gap: float | None  # source gap in nats per token; None for results from before it was measured
+    group: str | None = None  # the language's role (train/valid/test); None in results older than it
 
     @classmethod
     def from_result(cls, path: Path, result: dict[str, Any]) -> Evaluation:
@@ -71,7 +74,8 @@ class Evaluation:
                        # a trained (not fine-tuned) checkpoint records its training tokens: zero-shot
                        tokens=int(info.get("tokens") or 0) if "base_model" in info else 0,
                        draw=None if draw is None else int(draw), bleu=float(result["bleu"]),
-                       chrf=float(result["chrf"]), gap=None if gap is None else float(gap["gap"]))
+                       chrf=float(result["chrf"]), gap=None if gap is None else float(gap["gap"]),
+                       group=None if result.get("group") is None else str(result["group"]))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"malformed result ({type(err).__name__}: {err})") from None
 
@@ -79,7 +83,12 @@ class Evaluation:
     def on_training_language(self) -> bool:
         """A trained model on its own training language's dev set (``train_dev.json``): kept apart from
         the few-shot results, which are about held-out languages."""
-        return self.split == TRAINING_SPLIT and self.tokens == 0
+        return self.split == TRAINING_SPLIT and self.tokens == 0 and self.group in (None, TRAIN_GROUP)
+
+    @property
+    def on_validation_language(self) -> bool:
+        """A result on a validation language (settings were chosen on it: no evidence for the verdict)."""
+        return self.group == VALID_GROUP
 
     def lines(self, key: str) -> list[str]:
         """The saved ``"hypotheses"``, ``"references"`` or ``"sources"`` (file names in the result)."""
@@ -303,7 +312,7 @@ def build_report(evaluations: list[Evaluation], n_bootstrap: int = 1000,
 
     ctx = _Build(n_bootstrap, output_dir)
     kept = _dedupe(evaluations, ctx)
-    held_out = [e for e in kept if not e.on_training_language]
+    held_out = [e for e in kept if not (e.on_training_language or e.on_validation_language)]
     tables = _tables(held_out, ctx)
     systems = sorted({e.system for e in kept}, key=_system_order)
     in_domain_first = sorted(tables, key=lambda t: t["split"] != IN_DOMAIN_SPLIT)
@@ -322,6 +331,7 @@ def build_report(evaluations: list[Evaluation], n_bootstrap: int = 1000,
                      for beam, lp in sorted({(e.result["beam"], e.result["length_penalty"]) for e in kept},
                                             key=str)],
         "tables": tables,
+        "validation_tables": _tables([e for e in kept if e.on_validation_language], ctx),
         "warnings": ctx.warnings,
     }
 
@@ -553,7 +563,13 @@ def _held_out_markdown(report: dict[str, Any], plot: str | None) -> list[str]:
         out += [f"![BLEU against fine-tuning tokens]({plot})", ""]
     if not report["tables"]:
         out += ["No held-out evaluation results found.", ""]
-    for table in report["tables"]:
+    return out + _tables_markdown(report["tables"])
+
+
+def _tables_markdown(tables: list[dict[str, Any]]) -> list[str]:
+    """A BLEU and a chrF table per (language, split), with source gaps and draws."""
+    out = []
+    for table in tables:
         draws = sorted({c["n"] for c in table["cells"]})
         out += [f"### {_lang_title(table['lang'])} · {table['split']}", ""]
         for metric, label in (("bleu", "BLEU"), ("chrf", "chrF")):
@@ -561,6 +577,17 @@ def _held_out_markdown(report: dict[str, Any], plot: str | None) -> list[str]:
         out += _gap_markdown(table)
         out += [f"Draws per cell: {', '.join(map(str, draws))}.", ""]
     return out
+
+
+def _validation_markdown(tables: list[dict[str, Any]]) -> list[str]:
+    """The validation languages' tables, apart: the fine-tuning rate (and any tuning) was chosen on them."""
+    if not tables:
+        return []
+    langs = ", ".join(sorted({t["lang"] for t in tables}))
+    return ["## Validation languages", "",
+            (f"{langs}: the fine-tuning settings were chosen on these languages, so they are no evidence "
+             "for either system and are kept out of the verdict. Tables as above."), "",
+            *_tables_markdown(tables)]
 
 
 def read_finetune_lrs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -624,6 +651,7 @@ def render_markdown(report: dict[str, Any], runs_dir: str | Path, plot: str | No
         *_training_markdown(report["training_languages"]),
         *_samples_markdown(report["samples"]),
         *_held_out_markdown(report, plot),
+        *_validation_markdown(report.get("validation_tables") or []),
         *_signatures_markdown(report),
     ]
     return "\n".join(out) + "\n"

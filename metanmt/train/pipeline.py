@@ -16,7 +16,8 @@ from metanmt.errors import MetaNMTError
 
 
 def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: str | Path | None = None,
-                   langs: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
+                   langs: Sequence[str] | None = None, validation: bool = False,
+                   sizes: Sequence[int] | None = None,
                    draws: int | None = None, splits: Sequence[str] | None = None,
                    max_eval_sentences: int | None = None, systems: Sequence[str] | None = None,
                    progress: bool = True, data_dir: str | Path | None = None,
@@ -27,6 +28,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     (e.g. one per system); the report covers every evaluation found. ``data_dir`` names data prepared
     earlier (used as it is); without it the config's data section is prepared into ``output_dir/data``.
     ``checkpoint`` (``best`` or ``last``) is the checkpoint of each training run that is fine-tuned.
+    ``validation`` adds the validation languages to ``langs`` (the report keeps them out of its verdict).
     The out-of-domain test sets are decoded for ``eval.ood_draws`` draws and at most
     ``eval.ood_max_sentences`` sentences (CPU budget).
     """
@@ -41,6 +43,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     _step("1/4 prepare data")
     data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
     data = PreparedData.load(data_dir)
+    langs = [*(langs or data.test_langs), *(data.valid_langs if validation else [])]
     cells = _cells(data, langs, sizes, draws)
     models = {}  # system -> the checkpoint fine-tuned
     for system in systems:
@@ -75,10 +78,10 @@ class _Decoding:
     progress: bool
 
 
-def _cells(data, langs: Sequence[str] | None, sizes: Sequence[int] | None,
+def _cells(data, langs: Sequence[str], sizes: Sequence[int] | None,
            draws: int | None) -> list[tuple[str, int, int]]:
     """The (language, fine-tuning tokens, draw) cells asked for; zero-shot has one draw."""
-    langs = list(langs or data.test_langs)
+    langs = list(dict.fromkeys(langs))  # each once, in order
     sizes = list(sizes if sizes is not None else data.finetune_sizes)
     draws = data.num_draws if draws is None else draws
     unknown = sorted(set(langs) - set(data.test_langs) - set(data.valid_langs))
