@@ -21,6 +21,7 @@ Each method runs in its own process, so its peak memory is its own: peak RSS on 
     python benchmarks/meta_step_large.py --loss hf            # the same with HF's loss
     python benchmarks/meta_step_large.py --small --steps 1    # a quick check
     python benchmarks/meta_step_large.py --recompute          # MAML rows with MetaConfig.recompute
+    python benchmarks/meta_step_large.py --recompute --micro-batches 4   # every batch in 4 pieces, plain too
 """
 
 from __future__ import annotations
@@ -80,19 +81,25 @@ def loss_function(model, loss: str):
     return ChunkedSeq2SeqLoss(model) if loss == "chunked" else seq2seq_loss
 
 
-def plain_step(model, data, loss: str):
+def plain_step(model, data, opts: argparse.Namespace):
+    """All weights on the 8 batches with gradient accumulation, each batch in ``--micro-batches`` pieces
+    weighted by their target tokens (the pieces the meta-learning rows cut)."""
+    from metanmt.meta.micro import split_batch
+    from metanmt.tasks.translation import target_tokens
+
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    loss_fn = loss_function(model, loss)
+    loss_fn = loss_function(model, opts.loss)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         for batch in data:
-            (loss_fn(model, batch) / len(data)).backward()
+            for piece, weight in split_batch(batch, opts.micro_batches, target_tokens):
+                (loss_fn(model, piece) * weight / len(data)).backward()
         optimizer.step()
     return step
 
 
-def meta_step(model, data, method: str, loss: str, recompute: bool, inner_steps: int):
+def meta_step(model, data, method: str, opts: argparse.Namespace):
     from metanmt.meta import Episode, MetaConfig, MetaLearner
     from metanmt.models.lora import LORA_PATTERNS, LoraSettings, add_lora
 
@@ -100,39 +107,39 @@ def meta_step(model, data, method: str, loss: str, recompute: bool, inner_steps:
     if lora:
         model = add_lora(model, LoraSettings(r=16, alpha=32, target_modules=["q_proj", "v_proj"]), None)
     algorithm = method.removesuffix("-lora")
-    config = MetaConfig(algorithm=algorithm, inner_steps=inner_steps, inner_lr=1e-3, inner_optimizer="adam",
-                        fast_params=LORA_PATTERNS if lora else ("*",),
-                        recompute=recompute and algorithm == "maml")
-    learner = MetaLearner(model, loss_function(model, loss), config)
+    from metanmt.tasks.translation import target_tokens
+
+    config = MetaConfig(algorithm=algorithm, inner_steps=opts.inner_steps, inner_lr=1e-3,
+                        inner_optimizer="adam", fast_params=LORA_PATTERNS if lora else ("*",),
+                        recompute=opts.recompute and algorithm == "maml", micro_batches=opts.micro_batches)
+    learner = MetaLearner(model, loss_function(model, opts.loss), config, batch_weight=target_tokens)
     optimizer = torch.optim.Adam([p for p in learner.parameters() if p.requires_grad], lr=1e-4)
     episodes = [Episode(support=data[2 * i], query=data[2 * i + 1]) for i in range(TASKS)]
     return lambda: learner.meta_step(episodes, optimizer)
 
 
-def run_one(method: str, size: str, tokens: int, steps: int, warmup: int, loss: str, recompute: bool,
-            inner_steps: int) -> dict:
+def run_one(method: str, size: str, tokens: int, opts: argparse.Namespace) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, data = build(size, device), batches(size, tokens, device)
     params = sum(p.numel() for p in model.parameters())
-    step = (plain_step(model, data, loss) if method == "plain"
-            else meta_step(model, data, method, loss, recompute, inner_steps))
+    step = plain_step(model, data, opts) if method == "plain" else meta_step(model, data, method, opts)
     times = []
-    for i in range(warmup + steps):
+    for i in range(opts.warmup + opts.steps):
         t0 = time.perf_counter()
         step()
         if device == "cuda":
             torch.cuda.synchronize()
-        if i >= warmup:
+        if i >= opts.warmup:
             times.append(time.perf_counter() - t0)
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"method": method, "loss": loss, "recompute": recompute and method.startswith("maml"),
-            "inner_steps": 0 if method == "plain" else inner_steps,
+    return {"method": method, "loss": opts.loss, "recompute": opts.recompute and method.startswith("maml"),
+            "inner_steps": 0 if method == "plain" else opts.inner_steps, "micro_batches": opts.micro_batches,
             "ms_per_step": round(1000 * statistics.median(times), 1),
             "peak_mb": round(peak / 2**20, 1),
             "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
             "params": params, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "steps": steps, "threads": torch.get_num_threads(), "device": device}
+            "steps": opts.steps, "threads": torch.get_num_threads(), "device": device}
 
 
 def main() -> None:
@@ -150,19 +157,21 @@ def main() -> None:
                         help="MAML rows recompute each inner step in their backward sweep "
                              "(MetaConfig.recompute)")
     parser.add_argument("--inner-steps", type=int, default=1, help="inner steps of the meta-learning rows")
+    parser.add_argument("--micro-batches", type=int, default=1,
+                        help="every batch in this many pieces, one piece's activations at a time, in every "
+                             "row (MetaConfig.micro_batches; plain training: gradient accumulation)")
     parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size, tokens = ("small" if args.small else "full"), args.tokens or (500 if args.small else 2000)
     if args.one:
-        print(json.dumps(run_one(args.one, size, tokens, args.steps, args.warmup, args.loss, args.recompute,
-                                 args.inner_steps)))
+        print(json.dumps(run_one(args.one, size, tokens, args)))
         return
     rows = []
     for method in args.methods:
         cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup",
                str(args.warmup), "--tokens", str(tokens), "--loss", args.loss,
-               "--inner-steps", str(args.inner_steps),
+               "--inner-steps", str(args.inner_steps), "--micro-batches", str(args.micro_batches),
                *(["--small"] if args.small else []), *(["--recompute"] if args.recompute else [])]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                               text=True).stdout.splitlines()[-1]))
@@ -172,7 +181,7 @@ def main() -> None:
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                "torch": torch.__version__, "python": platform.python_version()}
     record = {"size": size, "config": SIZES[size], "tasks": TASKS, "tokens_per_batch": tokens,
-              "inner_steps": args.inner_steps, "rows": rows,
+              "inner_steps": args.inner_steps, "micro_batches": args.micro_batches, "rows": rows,
               "machine": machine, "command": " ".join(["python", *sys.argv])}
     Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 

@@ -396,3 +396,61 @@ def test_recomputed_maml_redraws_the_same_dropout_masks():
 def test_recompute_outside_second_order_maml_is_an_error(settings):
     with pytest.raises(MetaNMTError, match="recompute saves memory for second-order MAML"):
         MetaConfig(**settings, recompute=True)
+
+
+# ---------------------------------------------------------------------- micro-batches
+@pytest.mark.parametrize("settings", [
+    {"algorithm": "maml", "recompute": True},
+    {"algorithm": "maml", "recompute": True, "inner_optimizer": "adam"},
+    {"algorithm": "maml", "recompute": True, "inner_optimizer": "adam", "learn_inner_lr": True},
+    {"algorithm": "maml", "recompute": True, "fast_params": ("0.*",)}, {"algorithm": "fomaml"},
+    {"algorithm": "fomaml", "learn_inner_lr": True}, {"algorithm": "reptile", "inner_optimizer": "adam"},
+], ids=lambda s: "-".join(str(v) for v in s.values()))
+@pytest.mark.parametrize("pieces", [2, 3, 50])
+def test_micro_batches_give_the_same_meta_gradient(settings, pieces):
+    """Support (5 rows) and query (7 rows) in unequal pieces (50: one row each), weighted by their rows."""
+    eps = episodes(3)
+    config = {"inner_steps": 3, "inner_lr": 0.2, "batch_tasks": False, **settings}
+    whole, _ = meta_gradient(MetaConfig(**config), eps)
+    micro, _ = meta_gradient(MetaConfig(**config, micro_batches=pieces), eps)
+    torch.testing.assert_close(micro, whole, rtol=1e-10, atol=1e-13)
+
+
+def test_micro_batched_maml_with_dropout_matches_finite_differences():
+    """Second-order MAML through pieces of a dropout model: each piece's masks are redrawn in the recomputed
+    backward sweep, so the meta-gradient is that of the very objective computed (the same seed, the same
+    masks): central differences of its query loss, float64."""
+    torch.manual_seed(0)
+    model = dropout_mlp()
+    config = MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.2, batch_tasks=False, recompute=True,
+                        micro_batches=3)
+    learner, eps = MetaLearner(model, regression_loss, config), episodes(2)
+
+    def objective() -> float:
+        torch.manual_seed(1)
+        with torch.enable_grad():
+            return learner.accumulate_meta_gradients(eps).loss
+
+    objective()
+    analytic = flat_grad(model)
+    numeric, h = [], 1e-6
+    with torch.no_grad():
+        for p in model.parameters():
+            flat = p.view(-1)
+            for i in range(flat.numel()):
+                orig = flat[i].item()
+                flat[i] = orig + h
+                up = objective()
+                flat[i] = orig - h
+                numeric.append((up - objective()) / (2 * h))
+                flat[i] = orig
+    torch.testing.assert_close(analytic, torch.tensor(numeric, dtype=analytic.dtype), rtol=1e-6, atol=1e-8)
+
+
+def test_micro_batches_where_they_cannot_apply_are_errors():
+    for settings in ({"algorithm": "maml"}, {"algorithm": "fomaml", "multi_step_loss": True},
+                     {"algorithm": "fomaml", "batch_tasks": True}, {"micro_batches": 0}):
+        with pytest.raises(MetaNMTError, match="micro_batches"):
+            MetaConfig(**{"micro_batches": 2, **settings})
+    with pytest.raises(MetaNMTError, match="micro_batches would normalise each piece .*BatchNorm"):
+        MetaLearner(mlp(bn=True), regression_loss, MetaConfig(algorithm="fomaml", micro_batches=2))

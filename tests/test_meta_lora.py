@@ -131,3 +131,26 @@ def test_lora_meta_training_and_finetuning_save_merged_weights_and_the_adapter(t
     plain.eval()
     with torch.no_grad():
         assert torch.allclose(model(**batch).logits, plain(**batch).logits, atol=1e-5)
+
+
+def test_micro_batched_maml_through_lora_weights_pieces_by_target_tokens():
+    """Second-order MAML through LoRA with each batch in one-sentence pieces of 4, 2 and 3 target tokens:
+    weighted by their target tokens (the translation trainer's batch_weight), the pieces give the whole
+    batch's meta-gradient, base weights included; weighted by rows they would not."""
+    from metanmt.tasks.translation import IGNORE_INDEX, target_tokens
+
+    eps = episodes()
+    for ep in eps:
+        for batch in (ep.support, ep.query):
+            batch["labels"][1, 2:] = IGNORE_INDEX
+            batch["labels"][2, 3:] = IGNORE_INDEX
+    grads = {}
+    for pieces, weight in ((1, target_tokens), (3, target_tokens), (3, None)):
+        model = tiny_lora_marian(train_base=True)
+        config = MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.5, fast_params=LORA_PATTERNS,
+                            recompute=True, micro_batches=pieces)
+        learner = MetaLearner(model, seq2seq_loss, config, **({"batch_weight": weight} if weight else {}))
+        learner.accumulate_meta_gradients(eps)
+        grads[pieces, weight] = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.requires_grad])
+    torch.testing.assert_close(grads[3, target_tokens], grads[1, target_tokens], rtol=1e-10, atol=1e-13)
+    assert not torch.allclose(grads[3, None], grads[1, target_tokens], rtol=1e-4)

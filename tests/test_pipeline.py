@@ -471,3 +471,25 @@ def test_recomputed_maml_meta_trains_the_same_run(tiny_data, tmp_path):
     assert losses[True][:3] == pytest.approx(losses[False][:3], rel=1e-5)
     assert losses[True] == pytest.approx(losses[False], rel=1e-2)
     assert len(fingerprints) == 1
+
+
+def test_micro_batched_meta_training_takes_the_same_steps(tiny_data, tmp_path, monkeypatch):
+    """meta.micro_batches: episodes in pieces of sentences weighted by their target tokens give the same
+    updates (no dropout: the pieces draw their own masks) and the same fingerprint (resume either way)."""
+    from metanmt.meta import learner
+    from metanmt.train import trainer
+
+    split, pieces_seen = learner.split_batch, []
+    monkeypatch.setattr(learner, "split_batch", lambda *a: pieces_seen.append(len(out := split(*a))) or out)
+    losses, fingerprints = {}, set()
+    for pieces in (1, 3):
+        config = TrainConfig.from_dict({**TINY, "model": {"preset": "tiny", "dropout": 0.0},
+                                        "meta": {**TINY["meta"], "micro_batches": pieces},
+                                        "train": {**TINY["train"], "steps": 2, "eval_every": 10}})
+        fingerprints.add(trainer.run_fingerprint(config))
+        trainer.train(config, tiny_data, tmp_path / str(pieces), system="metanmt", progress=False)
+        log = (tmp_path / str(pieces) / "train_log.jsonl").read_text().splitlines()
+        losses[pieces] = [json.loads(line)["loss"] for line in log if "loss" in json.loads(line)]
+    assert len(losses[3]) == 3 and set(pieces_seen) == {3}  # the micro-batched run cut its batches in 3
+    assert losses[3] == pytest.approx(losses[1], rel=1e-5)
+    assert len(fingerprints) == 1

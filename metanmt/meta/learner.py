@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from metanmt.errors import MetaNMTError
 from metanmt.meta.batched import TaskGroup, batching_pays, group_episodes, per_task, task_losses
 from metanmt.meta.episode import Episode, move_batch
 from metanmt.meta.inner_optim import get_inner_update
+from metanmt.meta.micro import BatchWeight, first_tensor, rows, split_batch
 from metanmt.meta.params import check_names, select_fast_names
 
 LossFn = Callable[[Callable[..., Any], Any], torch.Tensor]
@@ -50,6 +52,11 @@ class MetaConfig:
     loop's beside the query pass: the inner loop first runs without a graph, the query gradient is taken at
     its end, then each step is recomputed (same dropout masks) and differentiated backwards, last to first.
     The same meta-gradient up to rounding, for one more support pass per step (benchmarks/meta_step_large.md).
+    ``micro_batches``: cut each support and query batch into this many pieces (:mod:`metanmt.meta.micro`),
+    so that one piece's activations, and with ``recompute`` one piece's second-order graph, are alive at a
+    time: the same meta-gradient up to rounding, for a loss that averages over the learner's
+    ``batch_weight``. FOMAML, Reptile, MAML with ``recompute`` and :meth:`MetaLearner.adapt`; tasks one
+    by one; not for models with BatchNorm, whose statistics would be those of a piece.
     """
 
     algorithm: Literal["maml", "fomaml", "reptile"] = "fomaml"
@@ -65,6 +72,7 @@ class MetaConfig:
     bn_eval: Literal["transductive", "support"] = "transductive"
     batch_tasks: Literal["auto"] | bool = "auto"
     recompute: bool = False
+    micro_batches: int = 1
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -81,8 +89,20 @@ class MetaConfig:
             raise MetaNMTError("recompute saves memory for second-order MAML with the last query loss only, "
                                f"not for algorithm={self.algorithm!r} and multi_step_loss="
                                f"{self.multi_step_loss}")
+        self._check_micro_batches()
         patterns = self.fast_params
         self.fast_params = tuple([patterns] if isinstance(patterns, str) else patterns)
+
+    def _check_micro_batches(self) -> None:
+        if self.micro_batches < 1:
+            raise MetaNMTError(f"micro_batches must be >= 1, not {self.micro_batches}")
+        if self.micro_batches == 1:
+            return
+        if (self.algorithm == "maml" and not self.recompute) or self.multi_step_loss:
+            raise MetaNMTError("micro_batches needs a gradient taken piece by piece: second-order MAML only "
+                               "with recompute=True, and no multi_step_loss")
+        if self.batch_tasks is True:
+            raise MetaNMTError("micro_batches runs tasks one by one: batch_tasks must be 'auto' or False")
 
     @property
     def test_steps(self) -> int:
@@ -131,6 +151,7 @@ class StepPoint:
     cpu_rng: torch.Tensor
     device_rng: torch.Tensor | None
     device: torch.device
+    grads: list[torch.Tensor | None] | None = None  # the step's support gradient, kept when micro-batched
 
     @classmethod
     def capture(cls, fast: dict[str, torch.Tensor], state: dict, device: torch.device) -> StepPoint:
@@ -170,12 +191,17 @@ class MetaLearner(nn.Module):
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, config: MetaConfig | None = None,
-                 accelerator: Any | None = None) -> None:
+                 accelerator: Any | None = None, batch_weight: BatchWeight = rows) -> None:
         super().__init__()
         self.model = model
         self.loss_fn = loss_fn
         self.config = config or MetaConfig()
         self.accelerator = accelerator
+        self.batch_weight = batch_weight  # what loss_fn averages over (micro-batches): rows, target tokens...
+        bns = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if self.config.micro_batches > 1 and bns:
+            raise MetaNMTError(f"micro_batches would normalise each piece with its own statistics in "
+                               f"BatchNorm layers ({', '.join(bns)}); use micro_batches=1")
         self.fast_names = select_fast_names(model.named_parameters(), self.config.fast_params)
         no_stats = [n for n, m in model.named_modules()
                     if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.track_running_stats]
@@ -277,6 +303,8 @@ class MetaLearner(nn.Module):
 
     def _batching(self) -> bool:
         mode = self.config.batch_tasks
+        if self.config.micro_batches > 1:
+            return False
         if mode == "auto":
             return self._batchable is not False and batching_pays(next(self.model.parameters()).device)
         return bool(mode)
@@ -302,6 +330,8 @@ class MetaLearner(nn.Module):
             return self._reptile_meta_loss(support, query, tasks, scale)
         if cfg.recompute:
             return self._recomputed_meta_loss(support, query, tasks, scale)
+        if cfg.algorithm == "fomaml" and not cfg.multi_step_loss:
+            return self._first_order_meta_loss(support, query, tasks, scale)
         second_order = cfg.algorithm == "maml"
         collect = (lambda f, b: self._losses(f, b, query, tasks)) if cfg.multi_step_loss else None
         with _attention_for_double_backward(second_order):
@@ -314,6 +344,27 @@ class MetaLearner(nn.Module):
             (meta_loss.sum() * scale).backward()
         q_total = float(q_loss.detach().sum())
         return q_total, losses[0] if losses else q_total
+
+    def _first_order_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
+                               ) -> tuple[float, float]:
+        """FOMAML's meta-gradient into ``.grad``: the query gradient at the adapted weights, passed to the
+        initial ones through the identity path of :meth:`_inner_loop`."""
+        fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
+                                                    detach=False, tasks=tasks)
+        q_total = self._query_backward(fast, buffers, query, tasks, scale)
+        return q_total, losses[0] if losses else q_total
+
+    def _query_backward(self, fast: dict[str, torch.Tensor], buffers: dict[str, Any], query: Any,
+                        tasks: int | None, scale: float) -> float:
+        """Backpropagate ``scale`` times the query loss at ``fast``, piece by piece; return the loss (summed
+        over stacked tasks)."""
+        pieces, total = self._pieces(query), 0.0
+        with _batchnorm_mode(self.model, train=True):
+            for i, (piece, weight) in enumerate(pieces):
+                loss = self._weighted(self._losses(fast, buffers, piece, tasks).sum(), weight)
+                (loss * scale).backward(retain_graph=i < len(pieces) - 1)  # the path to theta, shared
+                total += float(loss.detach())
+        return total
 
     def _reptile_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
                            ) -> tuple[float, float]:
@@ -340,16 +391,14 @@ class MetaLearner(nn.Module):
         trace: list[StepPoint] = []
         fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
                                                     detach=True, tasks=tasks, trace=trace)
-        with _batchnorm_mode(self.model, train=True):
-            q_loss = self._losses(fast, buffers, query, tasks)
-        (q_loss.sum() * scale).backward()  # the weights outside the inner loop get their query gradient here
+        # the weights outside the inner loop get their query gradient here
+        q_total = self._query_backward(fast, buffers, query, tasks, scale)
         cotangent = [t.grad for t in fast.values()], {}
         with _attention_for_double_backward(True):
             for step in reversed(range(len(trace))):
                 cotangent = self._step_vjp(trace[step], step, cotangent, buffers, support, tasks)
         initial = self._initial_state(tasks)[0].values()  # the model's own weights (stacked per task)
         _backward_pairs([(t, g) for t, g in zip(initial, cotangent[0]) if g is not None])
-        q_total = float(q_loss.detach().sum())
         return q_total, losses[0] if losses else q_total
 
     def _step_vjp(self, point: StepPoint, step: int, cotangent: tuple[list, dict], buffers: dict[str, Any],
@@ -358,16 +407,34 @@ class MetaLearner(nn.Module):
         outputs (fast weights, optimizer state) back to its inputs; the weights outside the inner loop and the
         learned step sizes collect their share in ``.grad`` on the way."""
         fast, state = point.leaves()
-        with point.rng(), _batchnorm_mode(self.model, train=True):
-            loss = self._losses(fast, buffers, support, tasks).sum()
-        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True, allow_unused=True)
+        if point.grads is None:  # the support gradient again, with its graph
+            with point.rng(), _batchnorm_mode(self.model, train=True):
+                loss = self._losses(fast, buffers, support, tasks).sum()
+            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True, allow_unused=True)
+        else:  # micro-batched: the recorded gradient as a leaf, its cotangent taken to the weights below
+            grads = [None if g is None else g.detach().requires_grad_() for g in point.grads]
         new_state = {k: list(v) for k, v in state.items()}
         new = self._update(list(fast.values()), grads, self._lrs(step), new_state, step)
         pairs = [*zip(new, cotangent[0]), *((t, cotangent[1].get(k, [None] * len(ts))[i])
                                             for k, ts in new_state.items() for i, t in enumerate(ts))]
         _backward_pairs([(out, g) for out, g in pairs if out is not None and g is not None])
+        if point.grads is not None:
+            self._hessian_products(point, fast, [None if g is None else g.grad for g in grads], buffers,
+                                   support, tasks)
         return ([t.grad for t in fast.values()],
                 {k: [None if t is None else t.grad for t in ts] for k, ts in state.items()})
+
+    def _hessian_products(self, point: StepPoint, fast: dict[str, torch.Tensor],
+                          cotangent: list[torch.Tensor | None], buffers: dict[str, Any], support: Any,
+                          tasks: int | None) -> None:
+        """The cotangent of a step's support gradient pulled back to the weights, one support piece at a
+        time (the same dropout masks): each piece's Hessian-vector product into the fast weights' ``.grad``,
+        its mixed second derivatives into those of the weights outside the inner loop."""
+        with point.rng(), _batchnorm_mode(self.model, train=True):
+            for piece, weight in self._pieces(support):
+                loss = self._weighted(self._losses(fast, buffers, piece, tasks).sum(), weight)
+                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True, allow_unused=True)
+                _backward_pairs([(g, v) for g, v in zip(grads, cotangent) if g is not None and v is not None])
 
     def _inner_loop(self, support: Any, steps: int, create_graph: bool, detach: bool,
                     query_loss: Callable | None = None, tasks: int | None = None,
@@ -392,14 +459,12 @@ class MetaLearner(nn.Module):
             for step in range(steps):
                 if trace is not None:
                     trace.append(StepPoint.capture(fast, state, self._device()))
-                loss = self._losses(fast, buffers, support, tasks).sum()
-                if not torch.isfinite(loss):
-                    raise MetaNMTError(f"inner-loop loss is {float(loss)} at step {step}")
-                losses.append(float(loss.detach()))
-                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph,
-                                            allow_unused=True)
-                if not create_graph:
-                    grads = [None if g is None else g.detach() for g in grads]
+                loss, grads = self._support_gradient(fast, buffers, support, tasks, create_graph)
+                if not math.isfinite(loss):
+                    raise MetaNMTError(f"inner-loop loss is {loss} at step {step}")
+                losses.append(loss)
+                if trace is not None and self.config.micro_batches > 1:
+                    trace[-1].grads = grads
                 new = self._update(list(fast.values()), grads, self._lrs(step), state, step)
                 if detach:
                     new = [t.detach().requires_grad_() for t in new]
@@ -407,6 +472,31 @@ class MetaLearner(nn.Module):
                 if query_loss is not None and step < steps - 1:
                     step_losses.append(query_loss(fast, buffers))
         return fast, buffers, losses, step_losses
+
+    def _support_gradient(self, fast: dict[str, torch.Tensor], buffers: dict[str, Any], support: Any,
+                          tasks: int | None, create_graph: bool) -> tuple[float, list]:
+        """The support loss (detached; summed over stacked tasks) and its gradient in the fast weights, with
+        its graph (``create_graph``) or detached and summed piece by piece (micro-batches)."""
+        total, grads = 0.0, [None] * len(fast)
+        for piece, weight in self._pieces(support):
+            loss = self._weighted(self._losses(fast, buffers, piece, tasks).sum(), weight)
+            part = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph,
+                                       allow_unused=True)
+            if not create_graph:
+                part = [None if g is None else g.detach() for g in part]
+            grads = [b if a is None else a if b is None else a + b for a, b in zip(grads, part)]
+            total = total + float(loss.detach())
+        return total, grads
+
+    def _pieces(self, batch: Any) -> list[tuple[Any, float]]:
+        """``batch`` as (piece, weight) micro-batches (itself, weight 1, without ``micro_batches``)."""
+        if self.config.micro_batches == 1:
+            return [(batch, 1.0)]
+        return split_batch(batch, self.config.micro_batches, self.batch_weight)
+
+    @staticmethod
+    def _weighted(loss: torch.Tensor, weight: float) -> torch.Tensor:
+        return loss if weight == 1.0 else loss * weight
 
     def _initial_state(self, tasks: int | None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The fast parameters (the model's own) and copies of the buffers (running stats never polluted),
@@ -502,19 +592,8 @@ def _backward_pairs(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         torch.autograd.backward([out for out, _ in pairs], [g for _, g in pairs])
 
 
-def _first_tensor(batch: Any) -> torch.Tensor | None:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else []
-    for v in values:
-        t = _first_tensor(v)
-        if t is not None:
-            return t
-    return None
-
-
 def _check_not_empty(batch: Any, what: str, task: str) -> None:
-    t = _first_tensor(batch)
+    t = first_tensor(batch)
     if batch is None or (t is not None and (t.dim() == 0 or t.shape[0] == 0)):
         raise MetaNMTError(f"empty {what} set in episode of task {task!r}")
 

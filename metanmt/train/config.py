@@ -63,6 +63,10 @@ class MetaSection:
     # second-order MAML: recompute each inner step in the backward sweep, so that the support pass's graph
     # and the query pass are never alive together (metanmt.meta.MetaConfig; benchmarks/meta_step_large.md)
     recompute: bool = False
+    # each support and query batch in this many pieces of sentences, one piece's activations (and with
+    # recompute one piece's second-order graph) alive at a time; the pieces' losses weighted by their target
+    # tokens: the same meta-gradient up to rounding (metanmt.meta.micro; benchmarks/meta_step_large.md)
+    micro_batches: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):

@@ -66,7 +66,7 @@ class MetaNMTStep(SystemStep):
         self.meta = cfg.meta
         loss_fn = ChunkedSeq2SeqLoss(model) if cfg.meta.chunked_loss else seq2seq_loss
         self.learner = MetaLearner(model, loss_fn, cfg.meta.core_config(cfg.train.grad_clip),
-                                   accelerator=accelerator)
+                                   accelerator=accelerator, batch_weight=target_tokens)
         self.tasks = {lang: TranslationTask(lang, pairs) for lang, pairs in tasks.items()}
         self.sampler = TaskSampler({lang: len(p) for lang, p in tasks.items()}, cfg.train.temperature)
         self.tasks_per_process = cfg.meta.meta_batch // accelerator.num_processes

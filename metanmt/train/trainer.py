@@ -30,10 +30,11 @@ from metanmt.train.steps import STEPS, SystemStep, tokens_per_step
 # so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
 # ``train.pretrain_share`` reaches a multimeta run through its ``init_from`` and budget, both fingerprinted;
 # the fine-tuning rate grid and warm-up shape the held-out fine-tunes only, never the in-training validation;
-# the allocator setting changes memory, not numbers; the chunked loss and MAML's recomputed inner steps memory
-# and rounding.
+# the allocator setting changes memory, not numbers; the chunked loss, MAML's recomputed inner steps and
+# micro-batches memory and rounding.
 RESUME_FREE = ("eval", "train.steps", "train.pretrain_share", "train.bound_heap", "meta.chunked_loss",
-               "meta.recompute", "finetune.lr_grid", "finetune.tune_tokens", "finetune.warmup_steps")
+               "meta.recompute", "meta.micro_batches", "finetune.lr_grid", "finetune.tune_tokens",
+               "finetune.warmup_steps")
 LORA_ONLY = ("meta.lora", "meta.outer_params")  # settings that change nothing in a run without LoRA
 STATE_FILE = "training_state.pt"
 
