@@ -4,6 +4,7 @@ errors; each meta-gradient check on both paths, tasks one by one and tasks batch
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -52,6 +53,22 @@ def flat_grad(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.grad.reshape(-1) for p in module.parameters()])
 
 
+def central_differences(module: nn.Module, objective: Callable[[], float], h: float = 1e-6) -> torch.Tensor:
+    """The gradient of ``objective()`` in every parameter of ``module``, entry by entry (float64)."""
+    numeric = []
+    with torch.no_grad():
+        for p in module.parameters():
+            flat = p.view(-1)
+            for i in range(flat.numel()):
+                orig = flat[i].item()
+                flat[i] = orig + h
+                up = objective()
+                flat[i] = orig - h
+                numeric.append((up - objective()) / (2 * h))
+                flat[i] = orig
+    return torch.tensor(numeric, dtype=torch.float64)
+
+
 @BOTH_PATHS
 @pytest.mark.parametrize("steps", [1, 3])
 def test_maml_meta_gradient_matches_finite_differences(steps, batch_tasks):
@@ -61,21 +78,7 @@ def test_maml_meta_gradient_matches_finite_differences(steps, batch_tasks):
     eps = episodes()
     learner.accumulate_meta_gradients(eps)
     analytic = flat_grad(model)
-    numeric = torch.zeros_like(analytic)
-    h = 1e-6
-    k = 0
-    with torch.no_grad():
-        for p in model.parameters():
-            flat = p.view(-1)
-            for i in range(flat.numel()):
-                orig = flat[i].item()
-                flat[i] = orig + h
-                up = meta_objective(learner, eps, steps)
-                flat[i] = orig - h
-                down = meta_objective(learner, eps, steps)
-                flat[i] = orig
-                numeric[k] = (up - down) / (2 * h)
-                k += 1
+    numeric = central_differences(model, lambda: meta_objective(learner, eps, steps))
     rel = (analytic - numeric).norm() / numeric.norm()
     assert rel < 1e-4, f"relative error {rel:.2e}"
     # and it is not the first-order gradient
@@ -433,18 +436,7 @@ def test_micro_batched_maml_with_dropout_matches_finite_differences():
 
     objective()
     analytic = flat_grad(model)
-    numeric, h = [], 1e-6
-    with torch.no_grad():
-        for p in model.parameters():
-            flat = p.view(-1)
-            for i in range(flat.numel()):
-                orig = flat[i].item()
-                flat[i] = orig + h
-                up = objective()
-                flat[i] = orig - h
-                numeric.append((up - objective()) / (2 * h))
-                flat[i] = orig
-    torch.testing.assert_close(analytic, torch.tensor(numeric, dtype=analytic.dtype), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(analytic, central_differences(model, objective), rtol=1e-6, atol=1e-8)
 
 
 def test_micro_batches_where_they_cannot_apply_are_errors():
