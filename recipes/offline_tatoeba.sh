@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # MetaNMT vs MultiNMT (and MultiNMT+MetaNMT: multilingual pre-training for half the budget, then meta-learning
 # from there) on the offline Tatoeba setup (recipes/configs/offline_tatoeba.yaml), sized for 2 CPU cores:
-# MetaNMT and MultiNMT train ~1.8 hours each on one core (14.25M target tokens, validations included),
-# MetaNMT on one core, MultiNMT then MultiNMT+MetaNMT (half the budget, ~55 minutes more) on the other; then
-# evaluation (in-domain and out-of-domain tests): about 4 hours in all (estimated from the parts; not timed
-# end to end), in several sittings if need be. The last checkpoint of each run is fine-tuned: the ro/lv
+# MetaNMT and MultiNMT train ~2.9 hours each on one core (22.8M target tokens, validations included),
+# MetaNMT on one core, MultiNMT then MultiNMT+MetaNMT (half the budget, ~1.5 hours more) on the other; then
+# evaluation (in-domain and out-of-domain tests): about 5.5-6 hours in all (estimated from the parts; not
+# timed end to end), in several sittings if need be. The last checkpoint of each run is fine-tuned: the ro/lv
 # validation chrF that picks the "best" one stayed flat (12-13.5) while the source gap and the
 # training-language BLEU kept growing (benchmarks/offline_tatoeba/README.md, fifth sitting). 18 meta-training
 # languages, validation ro/lv, test fi/tr/ko/ca/uk/nb, fine-tuning on 0/4K/16K English tokens x 3 draws at the
