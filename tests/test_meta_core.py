@@ -446,3 +446,7 @@ def test_micro_batches_where_they_cannot_apply_are_errors():
             MetaConfig(**{"micro_batches": 2, **settings})
     with pytest.raises(MetaNMTError, match="micro_batches would normalise each piece .*BatchNorm"):
         MetaLearner(mlp(bn=True), regression_loss, MetaConfig(algorithm="fomaml", micro_batches=2))
+    learner = MetaLearner(mlp(), regression_loss, MetaConfig(algorithm="fomaml", micro_batches=2),
+                          batch_weight=lambda batch: 0)
+    with pytest.raises(MetaNMTError, match="the batch has no weight to average over"):
+        learner.accumulate_meta_gradients(episodes(1))

@@ -187,7 +187,9 @@ class MetaLearner(nn.Module):
     >>> predictions = adapted(query_inputs)
 
     With an ``accelerate.Accelerator``, each process passes its own share of the meta-batch and the
-    meta-gradients are summed across processes (one all-reduce) before the outer step.
+    meta-gradients are summed across processes (one all-reduce) before the outer step. ``batch_weight(batch)``
+    is what ``loss_fn`` averages over (rows by default; target tokens for translation): micro-batches are
+    weighted by it.
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, config: MetaConfig | None = None,

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from metanmt.errors import MetaNMTError
+
 BatchWeight = Callable[[Any], float]
 
 
@@ -21,7 +23,7 @@ def rows(batch: Any) -> int:
     """The size of the first dimension of the batch's first tensor: the default unit of a loss average."""
     first = first_tensor(batch)
     if first is None or first.dim() == 0:
-        raise ValueError("a micro-batched batch needs a tensor with a batch dimension")
+        raise MetaNMTError("a micro-batched batch needs a tensor with a batch dimension")
     return int(first.shape[0])
 
 
@@ -34,7 +36,8 @@ def split_batch(batch: Any, pieces: int, weight: BatchWeight = rows) -> list[tup
     weights = [float(weight(p)) for p in parts]
     total = sum(weights)
     if total <= 0:
-        raise ValueError(f"the batch has no weight to average over ({weight.__name__} = {total})")
+        raise MetaNMTError(f"the batch has no weight to average over "
+                           f"({getattr(weight, '__name__', 'batch_weight')} = {total})")
     return [(p, w / total) for p, w in zip(parts, weights) if w > 0]
 
 
