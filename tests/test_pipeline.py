@@ -352,6 +352,31 @@ def test_output_dir_of_another_config_is_refused(tiny_data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def test_held_out_finetuning_settings_and_older_fingerprints_do_not_orphan_a_run(tiny_data, tmp_path):
+    """The held-out fine-tuning's step cap and early stopping never touch training: a finished run is
+    evaluated under new ones. A run.json whose stored fingerprint predates today's list of resume-free
+    settings (so it hashed them in) is judged by the config it recorded."""
+    from metanmt.train.trainer import train
+
+    def cfg(steps, **finetune):
+        return TrainConfig.from_dict({**TINY, "train": {**TINY["train"], "steps": steps},
+                                      "finetune": {**TINY.get("finetune", {}), **finetune}})
+
+    def last_step():
+        return json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])["step"]
+
+    out = tmp_path / "run"
+    train(cfg(2, max_steps=60, patience=2, eval_every=10), tiny_data, out, progress=False)
+    finished = last_step()
+    info = json.loads((out / "run.json").read_text())
+    info["fingerprint"] = cfg(2).fingerprint("eval", "train.steps")  # an older, narrower exclusion list
+    (out / "run.json").write_text(json.dumps(info))
+    train(cfg(3, max_steps=300, patience=3, eval_every=20), tiny_data, out, progress=False)
+    assert last_step() > finished
+    with pytest.raises(MetaNMTError, match="different fingerprint"):  # what training uses still counts
+        train(cfg(3, lr=1e-2, max_steps=300), tiny_data, out, progress=False)
+
+
 @pytest.mark.parametrize("system", ["metanmt", "multinmt"])
 def test_raising_steps_extends_a_finished_run_on_the_same_course(tiny_data, tmp_path, system):
     """The schedule does not depend on train.steps: a finished run continues as if it had been longer."""

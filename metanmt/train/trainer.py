@@ -29,12 +29,14 @@ from metanmt.train.steps import STEPS, SystemStep, tokens_per_step
 # Settings a resumed run may change: the learning-rate schedule does not depend on the number of steps,
 # so raising ``train.steps`` continues a finished run on the schedule it would have had from the start.
 # ``train.pretrain_share`` reaches a multimeta run through its ``init_from`` and budget, both fingerprinted;
-# the fine-tuning rate grid and warm-up shape the held-out fine-tunes only, never the in-training validation;
-# the allocator setting changes memory, not numbers; the chunked loss, MAML's recomputed inner steps and
-# micro-batches memory and rounding.
+# the fine-tuning rate grid, warm-up, step cap and early stopping shape the held-out fine-tunes only, never
+# the in-training validation (``finetune.valid_steps`` at ``finetune.lr``); the allocator setting changes
+# memory, not numbers; the chunked loss, MAML's recomputed inner steps and micro-batches memory and rounding.
+# A run directory is checked against the config it recorded, with the list as it is now
+# (``_recorded_fingerprint``): adding a setting here never orphans an existing run.
 RESUME_FREE = ("eval", "train.steps", "train.pretrain_share", "train.bound_heap", "meta.chunked_loss",
                "meta.recompute", "meta.micro_batches", "finetune.lr_grid", "finetune.tune_tokens",
-               "finetune.warmup_steps")
+               "finetune.warmup_steps", "finetune.max_steps", "finetune.eval_every", "finetune.patience")
 LORA_ONLY = ("meta.lora", "meta.outer_params")  # settings that change nothing in a run without LoRA
 STATE_FILE = "training_state.pt"
 
@@ -286,6 +288,7 @@ def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
     info_file = out / "run.json"
     if info_file.is_file():
         old = json.loads(info_file.read_text(encoding="utf-8"))
+        old["fingerprint"] = _recorded_fingerprint(old)
         for key in ("system", "fingerprint", "data_fingerprint"):
             if old.get(key) != run_info.get(key):
                 raise MetaNMTError(f"{out} holds a {old.get('system')} run with a different {key} "
@@ -293,6 +296,15 @@ def _check_output_dir(out: Path, run_info: dict, is_main: bool) -> None:
     elif is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(info_file, json.dumps(run_info, indent=2))
+
+
+def _recorded_fingerprint(run_info: dict) -> str | None:
+    """The fingerprint of the config a run directory recorded, under today's ``RESUME_FREE``; the stored one
+    where that config cannot be read back (a run of an older layout)."""
+    try:
+        return run_fingerprint(TrainConfig.from_dict(run_info["config"]))
+    except (KeyError, TypeError, MetaNMTError):
+        return run_info.get("fingerprint")
 
 
 def _save(model, tokenizer, path: Path, info: dict, extra_files: dict | None = None) -> None:
