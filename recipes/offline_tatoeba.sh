@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# MetaNMT vs MultiNMT (and MultiNMT+MetaNMT: multilingual pre-training for half the budget, then meta-learning
-# from there) on the offline Tatoeba setup (recipes/configs/offline_tatoeba.yaml), sized for 2 CPU cores:
+# MetaNMT vs MultiNMT (and MultiNMT+MetaNMT: multilingual pre-training for 5/8 of the budget, then
+# meta-learning from there) on the offline Tatoeba setup (recipes/configs/offline_tatoeba.yaml), sized for 2 cores:
 # MetaNMT and MultiNMT train ~2.9 hours each on one core (22.8M target tokens, validations included),
-# MetaNMT on one core, MultiNMT then MultiNMT+MetaNMT (half the budget, ~1.5 hours more) on the other; then
-# evaluation (in-domain and out-of-domain tests): about 5.5-6 hours in all (estimated from the parts; not
-# timed end to end), in several sittings if need be. The last checkpoint of each run is fine-tuned: the ro/lv
-# validation chrF that picks the "best" one stayed flat (12-13.5) while the source gap and the
+# MetaNMT on one core, MultiNMT then MultiNMT+MetaNMT (3/8 of the budget, ~1.1 hours more) on the other; then
+# evaluation (in-domain and out-of-domain tests, fine-tunes of up to 150 steps): about 6 hours in all (estimated
+# from the parts; not timed end to end), in several sittings if need be. The last checkpoint of each run is
+# fine-tuned: the ro/lv validation chrF that picks the "best" one stayed flat (12-13.5) while the source gap and the
 # training-language BLEU kept growing (benchmarks/offline_tatoeba/README.md, fifth sitting). 18 meta-training
 # languages, validation ro/lv, test fi/tr/ko/ca/uk/nb, fine-tuning on 0/4K/16K English tokens x 3 draws at the
 # rate each system chose on ro/lv (ro/lv themselves too: reported apart, never in the verdict), in-domain
