@@ -5,7 +5,8 @@ language's support set, so its unadapted dev BLEU (what ``metanmt experiment`` r
 languages) may understate what it has learned. This script gives every system the same treatment: for each
 training language, fine-tune a copy of the checkpoint for each of ``--steps`` steps (the config's ``finetune``
 rate and batch tokens; flat rate, no early stopping, as the in-training validation) on a random draw of about
-``--tokens`` target pieces of the language's training pairs, then decode its dev set with beam search.
+``--tokens`` English tokens of the language's training pairs (drawn as ``metanmt prepare`` draws its
+fine-tuning subsets), then decode its dev set with beam search.
 
     OMP_NUM_THREADS=1 python benchmarks/adapted_dev.py --config recipes/configs/offline_tatoeba.yaml \\
         --data runs/ots2/data --model runs/ots4/metanmt/last --steps 0 1 20 --output adapted_metanmt.json
@@ -23,26 +24,19 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
-
-def draw_pairs(pairs, tokens: int, seed: int):
-    """A random subset of ``pairs`` with at least ``tokens`` target pieces (the whole set if it has fewer)."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    cumulative = np.cumsum([len(pairs.tgt(i)) for i in order])
-    return pairs.subset(order[: int(np.searchsorted(cumulative, tokens)) + 1])
-
 
 def adapted_scores(model, tokenizer, data, cfg, lang: str, steps: int, args) -> dict:
     """Dev BLEU/chrF of ``lang`` after ``steps`` fine-tuning steps of a copy of ``model``."""
+    from metanmt.data.user_pairs import draw_subset
     from metanmt.eval.generate import translate
     from metanmt.eval.metrics import corpus_scores
     from metanmt.train.finetune import finetune
 
     adapted = copy.deepcopy(model)
     if steps:
-        finetune(adapted, draw_pairs(data.pairs(lang, "train"), args.tokens, args.seed), None, cfg.finetune,
-                 seed=args.seed, early_stopping=False, max_steps=steps)
+        train = data.pairs(lang, "train")
+        draw = train.subset(draw_subset(lang, train.tgt_text, args.tokens, args.seed))  # as `prepare` draws
+        finetune(adapted, draw, None, cfg.finetune, seed=args.seed, early_stopping=False, max_steps=steps)
     dev = data.pairs(lang, "dev")
     n = min(len(dev), args.max_sentences)
     adapted.eval()
@@ -58,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data", required=True, help="prepared data directory")
     p.add_argument("--model", required=True, help="checkpoint directory (e.g. RUN/last)")
     p.add_argument("--steps", type=int, nargs="+", default=[0, 1, 20], help="fine-tuning steps to compare")
-    p.add_argument("--tokens", type=int, default=4000, help="target pieces of the fine-tuning draw")
+    p.add_argument("--tokens", type=int, default=4000, help="English tokens of the fine-tuning draw")
     p.add_argument("--max-sentences", type=int, default=100, help="dev sentences decoded per language")
     p.add_argument("--langs", nargs="*", help="training languages (default: all of the prepared data)")
     p.add_argument("--seed", type=int, default=1)
