@@ -7,8 +7,10 @@
 #   OUT=somewhere bash benchmarks/omniglot/run_device.sh OMNIGLOT_DIR MINUTES [RUNS]
 #
 # OMNIGLOT_DIR holds images_background.zip and images_evaluation.zip. $OUT gets each run's log and a
-# RUN.tgz of its folder (results.json, checkpoint.pt, best.pt). EXTRA_ARGS go to every run (a dry run on
-# a CPU: EXTRA_ARGS="--device cpu --eval-episodes 5 --val-episodes 5").
+# RUN.tgz of its folder (results.json, checkpoint.pt, best.pt), and the GPU tests' log. EXTRA_ARGS go to
+# every run (a dry run on a CPU: EXTRA_ARGS="--device cpu --eval-episodes 5 --val-episodes 5"). A run that
+# RUNS lacks starts from its committed RUN.tgz in benchmarks/omniglot/checkpoints/ where there is one, so
+# the same command continues the runs on a fresh machine.
 set -uo pipefail
 DATA=${1:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
 MINUTES=${2:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
@@ -16,7 +18,10 @@ RUNS=${3:-/tmp/omniglot_runs}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 METANMT_CACHE=${METANMT_CACHE:-/tmp/metanmt_cache}
 mkdir -p "$RUNS" "$OUT"
 nvidia-smi -L 2>/dev/null; python3 -c "import torch; print('torch', torch.__version__)"
-# decode the images once, before three processes would each try to
+# the suite's GPU tests first (CUDA-graph steps equal plain ones; runs on the device), then decode the images
+# once, before three processes would each try to
+python3 -m pytest -q -p no:cacheprovider tests/test_meta_graphs.py tests/test_images_fewshot.py \
+  > "$OUT/device_tests.log" 2>&1; tail -n 3 "$OUT/device_tests.log"
 python3 -c "from metanmt.tasks.images.omniglot import load_omniglot; load_omniglot('$DATA', 28)"
 
 fewshot() {  # fewshot NAME OPTIONS...
@@ -25,6 +30,10 @@ fewshot() {  # fewshot NAME OPTIONS...
     --time-limit "$MINUTES" --resume --threads 2 "$@" ${EXTRA_ARGS:-} > "$OUT/$name.log" 2>&1
   tar czf "$OUT/$name.tgz" -C "$RUNS" "$name"
 }
+for name in maml_5w1s fomaml_5w1s maml_20w1s; do
+  seed=benchmarks/omniglot/checkpoints/$name.tgz
+  [ -d "$RUNS/$name" ] || [ ! -f "$seed" ] || tar xzf "$seed" -C "$RUNS"
+done
 start=$(date +%s)
 fewshot maml_5w1s --algorithm maml --ways 5 &
 fewshot fomaml_5w1s --algorithm fomaml --ways 5 &

@@ -22,7 +22,7 @@ from metanmt.registry import lookup
 
 DATASETS = ("omniglot", "miniimagenet")
 LR_SCHEDULES = ("constant", "step", "linear")
-BATCH_TASKS = ("auto", "yes", "no")
+AUTO_YES_NO = ("auto", "yes", "no")
 _PUBLISHED = "unset: the published setting for the dataset, algorithm and ways"
 
 
@@ -70,7 +70,11 @@ class FewShotConfig:
     batch_tasks: str = _option("auto", "MAML/FOMAML/Reptile: run a meta-batch's tasks together (the "
                                "Conv-4 as grouped convolutions; the same meta-gradient) or one by one; "
                                "auto: together on an accelerator, one by one on CPU, where that measured "
-                               "faster", choices=BATCH_TASKS)
+                               "faster", choices=AUTO_YES_NO)
+    cuda_graphs: str = _option("auto", "MAML/FOMAML/Reptile on a CUDA device: record each meta-step and each "
+                               "test adaptation once as a CUDA graph and replay it (no per-kernel launch "
+                               "cost; the same arithmetic); auto: on CUDA, falling back to plain steps with "
+                               "a warning if recording fails", choices=AUTO_YES_NO)
     recompute: bool = _option(False, "maml: recompute each inner step in the backward sweep: the memory of "
                               "one inner step's second-order graph, not of all, for one more support pass "
                               "each (the same meta-gradient)")
@@ -157,8 +161,10 @@ def resolve_config(cfg: FewShotConfig) -> FewShotConfig:
     if cfg.algorithm != "protonet" and cfg.train_ways != cfg.ways:
         raise MetaNMTError(f"{cfg.algorithm} trains a {cfg.ways}-way classifier head: --train-ways must "
                            f"equal --ways (got {cfg.train_ways})")
-    if cfg.batch_tasks not in BATCH_TASKS:
-        raise MetaNMTError(f"--batch-tasks must be one of {', '.join(BATCH_TASKS)}, not {cfg.batch_tasks!r}")
+    for name in ("batch_tasks", "cuda_graphs"):
+        if getattr(cfg, name) not in AUTO_YES_NO:
+            raise MetaNMTError(f"--{name.replace('_', '-')} must be one of {', '.join(AUTO_YES_NO)}, "
+                               f"not {getattr(cfg, name)!r}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise MetaNMTError(f"unknown lr schedule {cfg.lr_schedule!r}; use constant, step or linear")
     for name in ("meta_batch", "eval_every", "eval_episodes", "val_episodes", "ways", "shots"):

@@ -70,7 +70,7 @@ def evaluate(algo: Algorithm, sampler: EpisodeSampler, episodes: int, device: to
              desc: str | None = None) -> tuple[float, float]:
     """(mean accuracy in percent, 95% confidence half-width 1.96 * std / sqrt(episodes)) over ``episodes``."""
     bar = progress_bar(range(episodes), desc=desc, unit="ep", disable=desc is None, leave=False)
-    accs = torch.tensor([algo.accuracy(sampler.sample().to(device)) for _ in bar])
+    accs = torch.stack([algo.accuracy(sampler.sample().to(device)) for _ in bar]).double().cpu()
     std = float(accs.std(unbiased=False)) if episodes > 1 else 0.0
     return 100.0 * float(accs.mean()), 100.0 * 1.96 * std / math.sqrt(episodes)
 
@@ -198,11 +198,12 @@ class _Run:
             bar.update()
             out_of_time = time.perf_counter() > deadline
             if self.step % cfg.eval_every == 0 or self.step == cfg.meta_steps or out_of_time:
+                loss = self._checked(loss)
                 self.validate_and_save()
                 bar.set_postfix(loss=f"{loss:.3f}", val=f"{self.history[-1]['val_accuracy']:.1f}",
                                 best=f"{self.best['val_accuracy']:.1f}")
             elif self.step % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.3f}", best=f"{self.best['val_accuracy']:.1f}")
+                bar.set_postfix(loss=f"{self._checked(loss):.3f}", best=f"{self.best['val_accuracy']:.1f}")
             if out_of_time:
                 print(f"\n--time-limit {cfg.time_limit} min: stopped at meta-step {self.step} of "
                       f"{cfg.meta_steps} (--resume continues)", file=sys.stderr)
@@ -216,15 +217,21 @@ class _Run:
         self.model.load_state_dict(best["model"])
         return timing
 
-    def train_step(self) -> float:
+    def train_step(self) -> torch.Tensor | float:
+        """One meta-step; its loss, left on the device when it is there (read every 10 steps: reading
+        waits for the GPU, which would otherwise run while the next episodes are drawn)."""
         for group in self.algo.optimizer.param_groups:
             group["lr"] = self.cfg.meta_lr * lr_factor(self.cfg, self.step)
         episodes = self.train_sampler.sample_batch(self.cfg.meta_batch)
         loss = self.algo.train_step([episode.to(self.device) for episode in episodes])
-        if not math.isfinite(loss):
-            raise MetaNMTError(f"meta-training diverged at step {self.step} (loss {loss}); "
-                               "lower --meta-lr or --inner-lr")
         self.step += 1
+        return loss if isinstance(loss, torch.Tensor) else self._checked(loss)
+
+    def _checked(self, loss: torch.Tensor | float) -> float:
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise MetaNMTError(f"meta-training diverged by meta-step {self.step} (loss {loss}); "
+                               "lower --meta-lr or --inner-lr")
         return loss
 
     def test(self) -> dict[str, float]:

@@ -124,7 +124,7 @@ class Adapted:
     learner: MetaLearner
     params: dict[str, torch.Tensor]
     buffers: dict[str, torch.Tensor]
-    support_losses: list[float] = field(default_factory=list)
+    support_losses: list[float] | torch.Tensor = field(default_factory=list)  # a tensor when adapted lazily
 
     def __call__(self, *args, **kwargs):
         learner = self.learner
@@ -238,26 +238,37 @@ class MetaLearner(nn.Module):
 
     def accumulate_meta_gradients(self, episodes: Sequence[Episode]) -> MetaStepResult:
         """Add the mean (over all processes' tasks) meta-gradient of ``episodes`` to the ``.grad``s."""
-        local = torch.tensor([float(len(episodes)), 0.0, 0.0], dtype=torch.float64)
-        total_tasks = int(self._all_reduce(local.clone())[0].item())
+        count = torch.tensor([float(len(episodes))], dtype=torch.float64)
+        total_tasks = int(self._all_reduce(count)[0].item())
         if total_tasks == 0:
             raise MetaNMTError("meta_step got no episodes")
+        sums = self.add_meta_gradients(episodes, 1.0 / total_tasks)
+        query, support, bad = self._all_reduce(sums.detach().to("cpu", torch.float64)).tolist()
+        if bad:
+            raise MetaNMTError(f"the inner-loop support loss is not finite ({int(bad)} inner step(s) of this "
+                               f"meta-batch); lower the inner learning rate")
+        return MetaStepResult(loss=query / total_tasks, support_loss=support / total_tasks, tasks=total_tasks)
+
+    def add_meta_gradients(self, episodes: Sequence[Episode], scale: float) -> torch.Tensor:
+        """Add ``scale`` times the meta-gradient of ``episodes`` to the ``.grad``s (summed over processes) and
+        return this process's ``[query loss sum, first support loss sum, non-finite inner losses]``.
+
+        Nothing here waits for the device (no loss is read back), so on one GPU the whole call can be
+        recorded once as a CUDA graph and replayed (:class:`~metanmt.meta.graphs.GraphedMetaStep`)."""
         params = self._trainable()
         before = [p.grad for p in params]
         for p in params:
             p.grad = None
-        local[1], local[2] = self._backward_episodes(episodes, 1.0 / total_tasks)
+        sums = self._backward_episodes(episodes, scale)
         self._all_reduce_grads(params)
         for p, old in zip(params, before):
             if old is not None:
                 p.grad = old if p.grad is None else p.grad + old
-        totals = self._all_reduce(local)
-        return MetaStepResult(loss=float(totals[1] / total_tasks),
-                              support_loss=float(totals[2] / total_tasks),
-                              tasks=total_tasks)
+        return sums
 
-    def adapt(self, support: Any, steps: int | None = None) -> Adapted:
-        """Adapt to a task's support batch with the inner loop (no meta-gradient graph)."""
+    def adapt(self, support: Any, steps: int | None = None, lazy: bool = False) -> Adapted:
+        """Adapt to a task's support batch with the inner loop (no meta-gradient graph). ``lazy``: leave the
+        support losses on the device (a tensor) unchecked, so that nothing waits for it (CUDA graphs)."""
         steps = self.config.test_steps if steps is None else steps
         support = self._to_device(support)
         with torch.enable_grad():
@@ -265,7 +276,13 @@ class MetaLearner(nn.Module):
         params = {**self._base_params(), **{k: v.detach() for k, v in fast.items()}}
         if self.config.bn_eval == "support":
             buffers = self._support_statistics(params, buffers, support)
-        return Adapted(self, params, buffers, losses)
+        if lazy:
+            return Adapted(self, params, buffers, losses)
+        values = losses.tolist()
+        for step, loss in enumerate(values):
+            if not math.isfinite(loss):
+                raise MetaNMTError(f"inner-loop loss is {loss} at step {step}")
+        return Adapted(self, params, buffers, values)
 
     def functional(self, params: dict[str, torch.Tensor]) -> Callable[..., Any]:
         """``forward(*args, **kwargs)`` running the model with ``params`` (names checked against it)."""
@@ -275,10 +292,10 @@ class MetaLearner(nn.Module):
         return lambda *args, **kwargs: self._call(merged, buffers, args, kwargs)
 
     # ------------------------------------------------------------------ the episodes
-    def _backward_episodes(self, episodes: Sequence[Episode], scale: float) -> tuple[float, float]:
+    def _backward_episodes(self, episodes: Sequence[Episode], scale: float) -> torch.Tensor:
         """Backpropagate each episode's meta-loss times ``scale``; return the sums of the query and of the
-        first support losses. Tasks run together where ``batch_tasks`` allows; "auto" falls back to one by
-        one, for good, if the model fails under vmap."""
+        first support losses and the count of non-finite inner losses (a tensor). Tasks run together where
+        ``batch_tasks`` allows; "auto" falls back to one by one, for good, if the model fails under vmap."""
         for ep in episodes:
             _check_not_empty(ep.support, "support", ep.task)
             if self.config.algorithm != "reptile":  # Reptile's update needs no query set (only monitored)
@@ -294,14 +311,17 @@ class MetaLearner(nn.Module):
                 self._cannot_batch(err)
         return self._backward_groups(group_episodes(episodes, batch=False), scale)
 
-    def _backward_groups(self, groups: list[TaskGroup], scale: float) -> tuple[float, float]:
-        q_sum = s_sum = 0.0
+    def _backward_groups(self, groups: list[TaskGroup], scale: float) -> torch.Tensor:
+        sums = []
         for group in groups:
-            q_loss, s_loss = self._group_meta_loss(group, scale)
-            q_sum, s_sum = q_sum + q_loss, s_sum + s_loss
+            query, inner = self._group_meta_loss(group, scale)
+            dtype = torch.promote_types(query.dtype, torch.float32)  # no half-precision sums
+            query = query.to(dtype)
+            support = inner[0].to(dtype) if len(inner) else query
+            sums.append(torch.stack([query, support, (~inner.isfinite()).sum().to(dtype)]))
             if group.size is not None:
                 self._batchable = True
-        return q_sum, s_sum
+        return torch.stack(sums).sum(0)
 
     def _batching(self) -> bool:
         mode = self.config.batch_tasks
@@ -324,8 +344,9 @@ class MetaLearner(nn.Module):
         for p in self._trainable():
             p.grad = None
 
-    def _group_meta_loss(self, group: TaskGroup, scale: float) -> tuple[float, float]:
-        """Backpropagate the meta-loss of one episode or one stacked group; (query, support) loss sums."""
+    def _group_meta_loss(self, group: TaskGroup, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backpropagate the meta-loss of one episode or one stacked group; return the query loss and the
+        support loss of each inner step (sums over stacked tasks, detached)."""
         cfg, tasks = self.config, group.size
         support, query = self._to_device(group.support), self._to_device(group.query)
         if cfg.algorithm == "reptile":
@@ -344,20 +365,18 @@ class MetaLearner(nn.Module):
                 q_loss = self._losses(fast, buffers, query, tasks)
             meta_loss = torch.stack([*step_losses, q_loss]).mean(0) if collect else q_loss
             (meta_loss.sum() * scale).backward()
-        q_total = float(q_loss.detach().sum())
-        return q_total, losses[0] if losses else q_total
+        return q_loss.detach().sum(), losses
 
     def _first_order_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
-                               ) -> tuple[float, float]:
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
         """FOMAML's meta-gradient into ``.grad``: the query gradient at the adapted weights, passed to the
         initial ones through the identity path of :meth:`_inner_loop`."""
         fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
                                                     detach=False, tasks=tasks)
-        q_total = self._query_backward(fast, buffers, query, tasks, scale)
-        return q_total, losses[0] if losses else q_total
+        return self._query_backward(fast, buffers, query, tasks, scale), losses
 
     def _query_backward(self, fast: dict[str, torch.Tensor], buffers: dict[str, Any], query: Any,
-                        tasks: int | None, scale: float) -> float:
+                        tasks: int | None, scale: float) -> torch.Tensor:
         """Backpropagate ``scale`` times the query loss at ``fast``, piece by piece; return the loss (summed
         over stacked tasks)."""
         pieces, total = self._pieces(query), 0.0
@@ -365,11 +384,11 @@ class MetaLearner(nn.Module):
             for i, (piece, weight) in enumerate(pieces):
                 loss = self._weighted(self._losses(fast, buffers, piece, tasks).sum(), weight)
                 (loss * scale).backward(retain_graph=i < len(pieces) - 1)  # the path to theta, shared
-                total += float(loss.detach())
+                total = total + loss.detach()
         return total
 
     def _reptile_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
-                           ) -> tuple[float, float]:
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """Reptile's meta-gradient, theta - phi (summed over stacked tasks), into ``.grad``."""
         fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
                                                     detach=True, tasks=tasks)
@@ -380,14 +399,14 @@ class MetaLearner(nn.Module):
             g = (diff if tasks is None else diff.sum(0)) * scale
             theta.grad = g if theta.grad is None else theta.grad + g
         if query is None:
-            q_loss = float("nan")
+            q_loss = torch.tensor(float("nan"), device=self._device())
         else:
             with torch.no_grad(), _batchnorm_mode(self.model, train=True):
-                q_loss = float(self._losses(fast, buffers, query, tasks).sum())
-        return q_loss, losses[0] if losses else q_loss
+                q_loss = self._losses(fast, buffers, query, tasks).sum()
+        return q_loss, losses
 
     def _recomputed_meta_loss(self, support: Any, query: Any, tasks: int | None, scale: float
-                              ) -> tuple[float, float]:
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """MAML's meta-gradient into ``.grad`` with one inner step's graph alive at a time (``recompute``):
         the query gradient at the adapted weights, then vector-Jacobian products back through each step."""
         trace: list[StepPoint] = []
@@ -401,7 +420,7 @@ class MetaLearner(nn.Module):
                 cotangent = self._step_vjp(trace[step], step, cotangent, buffers, support, tasks)
         initial = self._initial_state(tasks)[0].values()  # the model's own weights (stacked per task)
         _backward_pairs([(t, g) for t, g in zip(initial, cotangent[0]) if g is not None])
-        return q_total, losses[0] if losses else q_total
+        return q_total, losses
 
     def _step_vjp(self, point: StepPoint, step: int, cotangent: tuple[list, dict], buffers: dict[str, Any],
                   support: Any, tasks: int | None) -> tuple[list, dict]:
@@ -441,7 +460,8 @@ class MetaLearner(nn.Module):
     def _inner_loop(self, support: Any, steps: int, create_graph: bool, detach: bool,
                     query_loss: Callable | None = None, tasks: int | None = None,
                     trace: list[StepPoint] | None = None):
-        """Run ``steps`` inner updates; return (fast params, buffers, support losses, query losses).
+        """Run ``steps`` inner updates; return (fast params, buffers, support losses (a ``[steps]`` tensor,
+        detached), query losses).
 
         ``detach``: start from detached copies (Reptile, test-time adaptation): no graph back to the
         initial parameters. Otherwise FOMAML keeps the identity path phi = theta - lr * g.detach(), so the
@@ -455,15 +475,13 @@ class MetaLearner(nn.Module):
         if detach:
             fast = {n: t.detach().requires_grad_() for n, t in fast.items()}
         state: dict = {}
-        losses: list[float] = []
+        losses: list[torch.Tensor] = []
         step_losses: list[torch.Tensor] = []
         with _batchnorm_mode(self.model, train=True):
             for step in range(steps):
                 if trace is not None:
                     trace.append(StepPoint.capture(fast, state, self._device()))
                 loss, grads = self._support_gradient(fast, buffers, support, tasks, create_graph)
-                if not math.isfinite(loss):
-                    raise MetaNMTError(f"inner-loop loss is {loss} at step {step}")
                 losses.append(loss)
                 if trace is not None and self.config.micro_batches > 1:
                     trace[-1].grads = grads
@@ -473,10 +491,11 @@ class MetaLearner(nn.Module):
                 fast = dict(zip(fast.keys(), new))
                 if query_loss is not None and step < steps - 1:
                     step_losses.append(query_loss(fast, buffers))
-        return fast, buffers, losses, step_losses
+        stacked = torch.stack(losses) if losses else torch.zeros(0, device=self._device())
+        return fast, buffers, stacked, step_losses
 
     def _support_gradient(self, fast: dict[str, torch.Tensor], buffers: dict[str, Any], support: Any,
-                          tasks: int | None, create_graph: bool) -> tuple[float, list]:
+                          tasks: int | None, create_graph: bool) -> tuple[torch.Tensor, list]:
         """The support loss (detached; summed over stacked tasks) and its gradient in the fast weights, with
         its graph (``create_graph``) or detached and summed piece by piece (micro-batches)."""
         total, grads = 0.0, [None] * len(fast)
@@ -487,7 +506,7 @@ class MetaLearner(nn.Module):
             if not create_graph:
                 part = [None if g is None else g.detach() for g in part]
             grads = [b if a is None else a if b is None else a + b for a, b in zip(grads, part)]
-            total = total + float(loss.detach())
+            total = total + loss.detach()
         return total, grads
 
     def _pieces(self, batch: Any) -> list[tuple[Any, float]]:
