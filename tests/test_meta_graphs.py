@@ -75,6 +75,23 @@ def test_a_non_finite_inner_loss_is_an_error():
         learner.adapt(eps[1].support)
 
 
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: "-".join(str(v) for v in s.values()))
+def test_graphed_step_updates_as_meta_step_does(settings, monkeypatch):
+    """The wiring around the recording (gradients, optimizer, loss means), with the recording replaced by a
+    plain call: the CPU half of the CUDA test below."""
+    monkeypatch.setattr("metanmt.meta.graphs.CudaGraphed", lambda fn, device: fn)
+    plain, graphed = (conv_learner(settings, batch_tasks=True) for _ in range(2))
+    plain_opt, graphed_opt = (torch.optim.Adam(m.parameters(), lr=1e-2) for m in (plain, graphed))
+    step = GraphedMetaStep(graphed, graphed_opt)
+    for seed in range(3):
+        eps = image_episodes(4, seed)
+        result = plain.meta_step(eps, plain_opt)
+        losses = step(eps).tolist()
+        assert losses == pytest.approx([result.loss, result.support_loss, 0.0], rel=1e-12, nan_ok=True)
+    for p, q in zip(plain.parameters(), graphed.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-14)
+
+
 def test_cuda_graphs_need_a_cuda_device():
     with pytest.raises(MetaNMTError, match="CUDA graphs need a CUDA device, not cpu"):
         CudaGraphed(lambda x: x, torch.device("cpu"))

@@ -44,11 +44,11 @@ class MetaAlgorithm:
         self.learner = MetaLearner(model, _cross_entropy, meta_cfg)
         outer = torch.optim.SGD if cfg.algorithm == "reptile" else torch.optim.Adam
         self.optimizer = outer(self.learner.parameters(), lr=cfg.meta_lr)
-        device = next(model.parameters()).device
-        if cfg.cuda_graphs == "yes" and device.type != "cuda":
-            raise MetaNMTError(f"--cuda-graphs yes needs a CUDA device; the model is on {device}")
+        self.device = next(model.parameters()).device
+        if cfg.cuda_graphs == "yes" and self.device.type != "cuda":
+            raise MetaNMTError(f"--cuda-graphs yes needs a CUDA device; the model is on {self.device}")
         self.graph_mode = cfg.cuda_graphs
-        self.graphs = cfg.cuda_graphs == "yes" or (cfg.cuda_graphs == "auto" and device.type == "cuda")
+        self.graphs = cfg.cuda_graphs == "yes" or (cfg.cuda_graphs == "auto" and self.device.type == "cuda")
         self._graphed: dict[str, Any] = {}  # "step", "accuracy" -> their recorded versions
 
     def train_step(self, episodes: list[Episode]) -> torch.Tensor | float:
@@ -68,8 +68,7 @@ class MetaAlgorithm:
         return self._accuracy(episode.support, episode.query, lazy=False)
 
     def _graphed_accuracy(self) -> CudaGraphed:
-        return CudaGraphed(lambda support, query: self._accuracy(support, query, lazy=True),
-                           self.learner._device())
+        return CudaGraphed(lambda support, query: self._accuracy(support, query, lazy=True), self.device)
 
     def _accuracy(self, support: Any, query: Any, lazy: bool) -> torch.Tensor:
         adapted = self.learner.adapt(support, lazy=lazy)

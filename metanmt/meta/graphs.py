@@ -91,24 +91,21 @@ class GraphedMetaStep:
         self.learner, self.optimizer = learner, optimizer
         self.params = [p for p in learner.parameters() if p.requires_grad]
         self._graphed = CudaGraphed(self._meta_gradient, learner._device())
-        self._grads: dict[Any, list[torch.Tensor | None]] = {}
 
     def __call__(self, episodes: Sequence[Episode]) -> torch.Tensor:
         """One outer update; returns ``[mean query loss, mean first support loss, non-finite inner losses]``
         as a device tensor (read it only when needed: reading waits for the GPU)."""
-        batches = [(ep.support, ep.query) for ep in episodes]
-        sums = self._graphed(batches)
-        key = id(sums)  # one recording per episode signature; each assigned its own .grad tensors
-        if key not in self._grads:
-            self._grads[key] = [p.grad for p in self.params]
-        for p, grad in zip(self.params, self._grads[key]):
-            p.grad = grad
+        sums, grads = self._graphed([(ep.support, ep.query) for ep in episodes])
+        for p, grad in zip(self.params, grads):
+            p.grad = grad  # the recording's gradient buffers (one set per episode signature)
         if self.learner.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.learner.config.grad_clip)
         self.optimizer.step()
         return torch.cat([sums[:2] / len(episodes), sums[2:]])  # a copy: the next replay overwrites sums
 
-    def _meta_gradient(self, batches: list[tuple[Any, Any]]) -> torch.Tensor:
+    def _meta_gradient(self, batches: list[tuple[Any, Any]]) -> tuple[torch.Tensor, list]:
+        """The recorded call: the loss sums and the gradients it leaves (graph memory, rewritten)."""
         self.learner.zero_grad(set_to_none=True)
         episodes = [Episode(support, query, f"task {i}") for i, (support, query) in enumerate(batches)]
-        return self.learner.add_meta_gradients(episodes, 1.0 / len(episodes))
+        sums = self.learner.add_meta_gradients(episodes, 1.0 / len(episodes))
+        return sums, [p.grad for p in self.params]
