@@ -25,3 +25,5 @@ for v in 4000 8000 16000; do
     --steps 0 --output "$WORK/dev$v.json" > "$WORK/dev$v.log" 2>&1 &
 done
 wait
+# then: the 4K and 8K runs continued side by side (2 processes, 1 thread each) for 48 more minutes (the same
+# `metanmt pretrain` commands resume from last/), scored again into dev${v}_b.json (adapted_dev.py as above)
