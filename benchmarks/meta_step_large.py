@@ -111,7 +111,8 @@ def meta_step(model, data, method: str, opts: argparse.Namespace):
 
     config = MetaConfig(algorithm=algorithm, inner_steps=opts.inner_steps, inner_lr=1e-3,
                         inner_optimizer="adam", fast_params=LORA_PATTERNS if lora else ("*",),
-                        recompute=opts.recompute and algorithm == "maml", micro_batches=opts.micro_batches)
+                        recompute=opts.recompute and algorithm == "maml", micro_batches=opts.micro_batches,
+                        keep_pieces=opts.keep_pieces if opts.recompute and algorithm == "maml" else 0)
     learner = MetaLearner(model, loss_function(model, opts.loss), config, batch_weight=target_tokens)
     optimizer = torch.optim.Adam([p for p in learner.parameters() if p.requires_grad], lr=1e-4)
     episodes = [Episode(support=data[2 * i], query=data[2 * i + 1]) for i in range(TASKS)]
@@ -135,6 +136,7 @@ def run_one(method: str, size: str, tokens: int, opts: argparse.Namespace) -> di
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"method": method, "loss": opts.loss, "recompute": opts.recompute and method.startswith("maml"),
             "inner_steps": 0 if method == "plain" else opts.inner_steps, "micro_batches": opts.micro_batches,
+            "keep_pieces": opts.keep_pieces if opts.recompute and method.startswith("maml") else 0,
             "ms_per_step": round(1000 * statistics.median(times), 1),
             "peak_mb": round(peak / 2**20, 1),
             "peak_kind": "cuda_max_allocated" if device == "cuda" else "rss",
@@ -160,6 +162,9 @@ def main() -> None:
     parser.add_argument("--micro-batches", type=int, default=1,
                         help="every batch in this many pieces, one piece's activations at a time, in every "
                              "row (MetaConfig.micro_batches; plain training: gradient accumulation)")
+    parser.add_argument("--keep-pieces", type=int, default=0,
+                        help="with --recompute and --micro-batches: MAML rows keep the last this many "
+                             "support pieces' graphs from the inner loop (MetaConfig.keep_pieces)")
     parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,6 +177,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup",
                str(args.warmup), "--tokens", str(tokens), "--loss", args.loss,
                "--inner-steps", str(args.inner_steps), "--micro-batches", str(args.micro_batches),
+               "--keep-pieces", str(args.keep_pieces),
                *(["--small"] if args.small else []), *(["--recompute"] if args.recompute else [])]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                               text=True).stdout.splitlines()[-1]))
@@ -181,7 +187,8 @@ def main() -> None:
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                "torch": torch.__version__, "python": platform.python_version()}
     record = {"size": size, "config": SIZES[size], "tasks": TASKS, "tokens_per_batch": tokens,
-              "inner_steps": args.inner_steps, "micro_batches": args.micro_batches, "rows": rows,
+              "inner_steps": args.inner_steps, "micro_batches": args.micro_batches,
+              "keep_pieces": args.keep_pieces, "rows": rows,
               "machine": machine, "command": " ".join(["python", *sys.argv])}
     Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 

@@ -419,14 +419,42 @@ def test_micro_batches_give_the_same_meta_gradient(settings, pieces):
     torch.testing.assert_close(micro, whole, rtol=1e-10, atol=1e-13)
 
 
-def test_micro_batched_maml_with_dropout_matches_finite_differences():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("keep", [1, 2, 3])
+def test_kept_pieces_give_the_same_meta_gradient(keep, optimizer):
+    """MAML's recompute sweep with the last ``keep`` of 3 support pieces kept from the inner loop (3: none
+    recomputed) gives the whole batches' meta-gradient, learned step sizes included."""
+    eps = episodes(3)
+    config = {"algorithm": "maml", "inner_steps": 3, "inner_lr": 0.2, "batch_tasks": False,
+              "inner_optimizer": optimizer, "learn_inner_lr": True}
+    whole, _ = meta_gradient(MetaConfig(**config), eps)
+    kept, _ = meta_gradient(MetaConfig(**config, recompute=True, micro_batches=3, keep_pieces=keep), eps)
+    torch.testing.assert_close(kept, whole, rtol=1e-10, atol=1e-13)
+
+
+def test_kept_pieces_are_not_recomputed():
+    """Each kept piece saves its forward pass in the sweep: one episode, 2 inner steps, 3 support and 3 query
+    pieces: 6 + 3 + 6 forward passes when every piece is recomputed, 2 fewer per kept piece and step."""
+    calls = []
+    for keep in (0, 1, 3):
+        model = mlp()
+        handle = model.register_forward_hook(lambda *args, keep=keep: calls.append(keep))
+        config = MetaConfig(algorithm="maml", inner_steps=2, batch_tasks=False, recompute=True,
+                            micro_batches=3, keep_pieces=keep)
+        MetaLearner(model, regression_loss, config).accumulate_meta_gradients(episodes(1))
+        handle.remove()
+    assert [calls.count(k) for k in (0, 1, 3)] == [15, 13, 9]
+
+
+@pytest.mark.parametrize("keep", [0, 1])
+def test_micro_batched_maml_with_dropout_matches_finite_differences(keep):
     """Second-order MAML through pieces of a dropout model: each piece's masks are redrawn in the recomputed
-    backward sweep, so the meta-gradient is that of the very objective computed (the same seed, the same
-    masks): central differences of its query loss, float64."""
+    backward sweep (or kept with its graph), so the meta-gradient is that of the very objective computed (the
+    same seed, the same masks): central differences of its query loss, float64."""
     torch.manual_seed(0)
     model = dropout_mlp()
     config = MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.2, batch_tasks=False, recompute=True,
-                        micro_batches=3)
+                        micro_batches=3, keep_pieces=keep)
     learner, eps = MetaLearner(model, regression_loss, config), episodes(2)
 
     def objective() -> float:
@@ -444,6 +472,11 @@ def test_micro_batches_where_they_cannot_apply_are_errors():
                      {"algorithm": "fomaml", "batch_tasks": True}, {"micro_batches": 0}):
         with pytest.raises(MetaNMTError, match="micro_batches"):
             MetaConfig(**{"micro_batches": 2, **settings})
+    for settings in ({"micro_batches": 2, "keep_pieces": 3}, {"keep_pieces": 1}, {"keep_pieces": -1}):
+        with pytest.raises(MetaNMTError, match="keep_pieces"):
+            MetaConfig(**{"algorithm": "maml", "recompute": True, **settings})
+    with pytest.raises(MetaNMTError, match="keep_pieces applies to MAML's recompute sweep"):
+        MetaConfig(algorithm="fomaml", micro_batches=2, keep_pieces=1)
     with pytest.raises(MetaNMTError, match="micro_batches would normalise each piece .*BatchNorm"):
         MetaLearner(mlp(bn=True), regression_loss, MetaConfig(algorithm="fomaml", micro_batches=2))
     learner = MetaLearner(mlp(), regression_loss, MetaConfig(algorithm="fomaml", micro_batches=2),

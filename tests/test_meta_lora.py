@@ -145,12 +145,16 @@ def test_micro_batched_maml_through_lora_weights_pieces_by_target_tokens():
             batch["labels"][1, 2:] = IGNORE_INDEX
             batch["labels"][2, 3:] = IGNORE_INDEX
     grads = {}
-    for pieces, weight in ((1, target_tokens), (3, target_tokens), (3, None)):
+    for pieces, weight, keep in ((1, target_tokens, 0), (3, target_tokens, 0), (3, None, 0),
+                                 (3, target_tokens, 2)):
         model = tiny_lora_marian(train_base=True)
         config = MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.5, fast_params=LORA_PATTERNS,
-                            recompute=True, micro_batches=pieces)
+                            recompute=True, micro_batches=pieces, keep_pieces=keep)
         learner = MetaLearner(model, seq2seq_loss, config, **({"batch_weight": weight} if weight else {}))
         learner.accumulate_meta_gradients(eps)
-        grads[pieces, weight] = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.requires_grad])
-    torch.testing.assert_close(grads[3, target_tokens], grads[1, target_tokens], rtol=1e-10, atol=1e-13)
-    assert not torch.allclose(grads[3, None], grads[1, target_tokens], rtol=1e-4)
+        grads[pieces, weight, keep] = torch.cat([p.grad.reshape(-1) for p in model.parameters()
+                                                 if p.requires_grad])
+    whole = grads[1, target_tokens, 0]
+    torch.testing.assert_close(grads[3, target_tokens, 0], whole, rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(grads[3, target_tokens, 2], whole, rtol=1e-10, atol=1e-13)  # 2 pieces kept
+    assert not torch.allclose(grads[3, None, 0], whole, rtol=1e-4)

@@ -56,7 +56,10 @@ class MetaConfig:
     so that one piece's activations, and with ``recompute`` one piece's second-order graph, are alive at a
     time: the same meta-gradient up to rounding, for a loss that averages over the learner's
     ``batch_weight``. FOMAML, Reptile, MAML with ``recompute`` and :meth:`MetaLearner.adapt`; tasks one
-    by one; not for models with BatchNorm, whose statistics would be those of a piece.
+    by one; not for models with BatchNorm, whose statistics would be those of a piece. ``keep_pieces``
+    (``recompute`` with micro-batches): the last this many support pieces of each inner step are
+    differentiated with their graph in the inner loop and kept for the backward sweep instead of being
+    recomputed there: one piece's support pass saved per kept piece, one piece's graph more held.
     """
 
     algorithm: Literal["maml", "fomaml", "reptile"] = "fomaml"
@@ -73,6 +76,7 @@ class MetaConfig:
     batch_tasks: Literal["auto"] | bool = "auto"
     recompute: bool = False
     micro_batches: int = 1
+    keep_pieces: int = 0
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -96,6 +100,11 @@ class MetaConfig:
     def _check_micro_batches(self) -> None:
         if self.micro_batches < 1:
             raise MetaNMTError(f"micro_batches must be >= 1, not {self.micro_batches}")
+        if not 0 <= self.keep_pieces <= self.micro_batches or (self.keep_pieces and self.micro_batches == 1):
+            raise MetaNMTError(f"keep_pieces ({self.keep_pieces}) keeps some of the support pieces of "
+                               f"micro_batches ({self.micro_batches} > 1) for the backward sweep")
+        if self.keep_pieces and not self.recompute:
+            raise MetaNMTError("keep_pieces applies to MAML's recompute sweep: set recompute=True")
         if self.micro_batches == 1:
             return
         if (self.algorithm == "maml" and not self.recompute) or self.multi_step_loss:
@@ -152,13 +161,15 @@ class StepPoint:
     device_rng: torch.Tensor | None
     device: torch.device
     grads: list[torch.Tensor | None] | None = None  # the step's support gradient, kept when micro-batched
+    origin: list[torch.Tensor] = field(default_factory=list)  # the inner loop's own fast-weight leaves
+    kept: list[list[torch.Tensor | None]] = field(default_factory=list)  # kept pieces' gradients, with graph
 
     @classmethod
     def capture(cls, fast: dict[str, torch.Tensor], state: dict, device: torch.device) -> StepPoint:
         copies = {k: [None if t is None else t.detach().clone() for t in ts] for k, ts in state.items()}
         device_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         detached = {n: t.detach() for n, t in fast.items()}
-        return cls(detached, copies, torch.get_rng_state(), device_rng, device)
+        return cls(detached, copies, torch.get_rng_state(), device_rng, device, origin=list(fast.values()))
 
     def leaves(self) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor | None]]]:
         """Fresh leaf tensors (requiring grad) of the fast weights and the optimizer state."""
@@ -410,8 +421,9 @@ class MetaLearner(nn.Module):
         """MAML's meta-gradient into ``.grad`` with one inner step's graph alive at a time (``recompute``):
         the query gradient at the adapted weights, then vector-Jacobian products back through each step."""
         trace: list[StepPoint] = []
-        fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
-                                                    detach=True, tasks=tasks, trace=trace)
+        with _attention_for_double_backward(self.config.keep_pieces > 0):  # kept pieces: graphs made here
+            fast, buffers, losses, _ = self._inner_loop(support, self.config.inner_steps, create_graph=False,
+                                                        detach=True, tasks=tasks, trace=trace)
         # the weights outside the inner loop get their query gradient here
         q_total = self._query_backward(fast, buffers, query, tasks, scale)
         cotangent = [t.grad for t in fast.values()], {}
@@ -442,7 +454,7 @@ class MetaLearner(nn.Module):
         if point.grads is not None:
             self._hessian_products(point, fast, [None if g is None else g.grad for g in grads], buffers,
                                    support, tasks)
-        return ([t.grad for t in fast.values()],
+        return ([_sum_grads(t.grad, o.grad) for t, o in zip(fast.values(), point.origin)],
                 {k: [None if t is None else t.grad for t in ts] for k, ts in state.items()})
 
     def _hessian_products(self, point: StepPoint, fast: dict[str, torch.Tensor],
@@ -450,12 +462,18 @@ class MetaLearner(nn.Module):
                           tasks: int | None) -> None:
         """The cotangent of a step's support gradient pulled back to the weights, one support piece at a
         time (the same dropout masks): each piece's Hessian-vector product into the fast weights' ``.grad``,
-        its mixed second derivatives into those of the weights outside the inner loop."""
+        its mixed second derivatives into those of the weights outside the inner loop. The pieces kept from
+        the inner loop (the last ones, so that the others redraw their masks in order) use their own graph,
+        whose products land in the inner loop's leaves (``point.origin``)."""
+        pieces = self._pieces(support)
         with point.rng(), _batchnorm_mode(self.model, train=True):
-            for piece, weight in self._pieces(support):
+            for piece, weight in pieces[:len(pieces) - len(point.kept)]:
                 loss = self._weighted(self._losses(fast, buffers, piece, tasks).sum(), weight)
                 grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True, allow_unused=True)
                 _backward_pairs([(g, v) for g, v in zip(grads, cotangent) if g is not None and v is not None])
+        for grads in point.kept:
+            _backward_pairs([(g, v) for g, v in zip(grads, cotangent) if g is not None and v is not None])
+        point.kept.clear()
 
     def _inner_loop(self, support: Any, steps: int, create_graph: bool, detach: bool,
                     query_loss: Callable | None = None, tasks: int | None = None,
@@ -481,7 +499,8 @@ class MetaLearner(nn.Module):
             for step in range(steps):
                 if trace is not None:
                     trace.append(StepPoint.capture(fast, state, self._device()))
-                loss, grads = self._support_gradient(fast, buffers, support, tasks, create_graph)
+                kept = trace[-1].kept if trace is not None and self.config.keep_pieces else None
+                loss, grads = self._support_gradient(fast, buffers, support, tasks, create_graph, kept)
                 losses.append(loss)
                 if trace is not None and self.config.micro_batches > 1:
                     trace[-1].grads = grads
@@ -495,17 +514,23 @@ class MetaLearner(nn.Module):
         return fast, buffers, stacked, step_losses
 
     def _support_gradient(self, fast: dict[str, torch.Tensor], buffers: dict[str, Any], support: Any,
-                          tasks: int | None, create_graph: bool) -> tuple[torch.Tensor, list]:
+                          tasks: int | None, create_graph: bool, kept: list | None = None
+                          ) -> tuple[torch.Tensor, list]:
         """The support loss (detached; summed over stacked tasks) and its gradient in the fast weights, with
-        its graph (``create_graph``) or detached and summed piece by piece (micro-batches)."""
+        its graph (``create_graph``) or detached and summed piece by piece (micro-batches). With ``kept``, the
+        last ``keep_pieces`` pieces' gradients are also appended to it with their graph."""
+        pieces = self._pieces(support)
+        first_kept = len(pieces) - self.config.keep_pieces if kept is not None else len(pieces)
         total, grads = 0.0, [None] * len(fast)
-        for piece, weight in self._pieces(support):
+        for i, (piece, weight) in enumerate(pieces):
             loss = self._weighted(self._losses(fast, buffers, piece, tasks).sum(), weight)
-            part = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph,
-                                       allow_unused=True)
+            graph = create_graph or i >= first_kept
+            part = torch.autograd.grad(loss, list(fast.values()), create_graph=graph, allow_unused=True)
+            if i >= first_kept:
+                kept.append(part)
             if not create_graph:
                 part = [None if g is None else g.detach() for g in part]
-            grads = [b if a is None else a if b is None else a + b for a, b in zip(grads, part)]
+            grads = [_sum_grads(a, b) for a, b in zip(grads, part)]
             total = total + loss.detach()
         return total, grads
 
@@ -605,6 +630,10 @@ class MetaLearner(nn.Module):
             flat = self.accelerator.reduce(flat, reduction="sum")
             for p, g in zip(group, flat.split([p.numel() for p in group])):
                 p.grad = g.view_as(p).clone()
+
+
+def _sum_grads(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return b if a is None else a if b is None else a + b
 
 
 def _backward_pairs(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:

@@ -67,6 +67,10 @@ class MetaSection:
     # recompute one piece's second-order graph) alive at a time; the pieces' losses weighted by their target
     # tokens: the same meta-gradient up to rounding (metanmt.meta.micro; benchmarks/meta_step_large.md)
     micro_batches: int = 1
+    # with recompute and micro_batches: the last this many support pieces of each inner step keep their
+    # second-order graph from the inner loop instead of being recomputed in the backward sweep (less time, one
+    # piece's graph more memory each; benchmarks/meta_step_large.md)
+    keep_pieces: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):

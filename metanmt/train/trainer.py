@@ -35,8 +35,9 @@ from metanmt.train.steps import STEPS, SystemStep, tokens_per_step
 # A run directory is checked against the config it recorded, with the list as it is now
 # (``_recorded_fingerprint``): adding a setting here never orphans an existing run.
 RESUME_FREE = ("eval", "train.steps", "train.pretrain_share", "train.bound_heap", "meta.chunked_loss",
-               "meta.recompute", "meta.micro_batches", "finetune.lr_grid", "finetune.tune_tokens",
-               "finetune.warmup_steps", "finetune.max_steps", "finetune.eval_every", "finetune.patience")
+               "meta.recompute", "meta.micro_batches", "meta.keep_pieces", "finetune.lr_grid",
+               "finetune.tune_tokens", "finetune.warmup_steps", "finetune.max_steps", "finetune.eval_every",
+               "finetune.patience")
 LORA_ONLY = ("meta.lora", "meta.outer_params")  # settings that change nothing in a run without LoRA
 STATE_FILE = "training_state.pt"
 
