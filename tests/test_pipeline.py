@@ -449,8 +449,8 @@ def test_settings_added_since_keep_existing_runs_resumable():
     """A run keeps its identity when the code gains settings it does not use (its directory resumes).
     If the literal fails after an intended change of the offline config, update it. The runs of
     benchmarks/offline_tatoeba up to the eleventh sitting (made with a 60-step fine-tuning cap and half the
-    budget as multimeta's share, their run.json fingerprint hashed under a shorter RESUME_FREE) still match the
-    config shipped until the twelfth sitting (MetaNMT's 375/375-token episodes, inner rate 5e-4)."""
+    budget as multimeta's share, their run.json fingerprint hashed under a shorter RESUME_FREE) still match
+    the config shipped until the twelfth sitting (MetaNMT's 375/375-token episodes, inner rate 5e-4)."""
     import dataclasses
 
     from metanmt.train.trainer import _recorded_fingerprint, run_fingerprint
@@ -461,7 +461,7 @@ def test_settings_added_since_keep_existing_runs_resumable():
     then = dataclasses.replace(config, meta=meta, finetune=dataclasses.replace(config.finetune, max_steps=60),
                                train=dataclasses.replace(config.train, pretrain_share=0.5))
     recorded = {"config": then.to_dict(), "fingerprint": "3fd589af971c2de8"}  # their run.json
-    assert _recorded_fingerprint(recorded) == "2e68cc3d53a8b2a9"  # the config shipped until the twelfth sitting
+    assert _recorded_fingerprint(recorded) == "2e68cc3d53a8b2a9"  # shipped until the twelfth sitting
     assert _recorded_fingerprint({"fingerprint": "3fd589af971c2de8"}) == "3fd589af971c2de8"  # no config kept
 
 
