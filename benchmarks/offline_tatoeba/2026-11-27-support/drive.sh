@@ -47,6 +47,14 @@ for m in "$CKPT" "$WORK/s125_0.0001/last"; do
 done
 python benchmarks/adapted_dev.py --config "$WORK/s125_0.0001.yaml" --data "$WORK/data" \
   --model "$WORK/s125_0.0001/last" --steps 0 --output "$WORK/dev_metanmt125.json"
+for sys in metanmt125:"$WORK/s125_0.0001/last" multinmt:"$CKPT"; do   # validation languages, 16K tokens, draw 0
+  for l in ro lv; do
+    d=$WORK/rolv/${sys%%:*}/$l
+    metanmt finetune --model "${sys#*:}" --lang $l --tokens 16000 --draw 0 --config recipes/configs/offline_tatoeba.yaml \
+      --lr 0.00015 --data "$WORK/data" --output-dir "$d"
+    metanmt evaluate --model "$d" --lang $l --split test --max-sentences 300 --data "$WORK/data" --output "$d.json"
+  done
+done
 # the quickstart variant: MetaNMT of metanmt/configs/demo.yaml with 133/667-token episodes and inner Adam 2e-4,
 # on a quickstart's prepared data (QS=runs/quickstart), its MultiNMT evaluations copied beside for the report
 # metanmt experiment --config quickstart_demo_s133.yaml --data $QS/data --output-dir $WORK/qs --systems metanmt
