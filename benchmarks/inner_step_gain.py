@@ -30,17 +30,18 @@ def query_changes(model, task, rng, settings: list[tuple[str, float]], args) -> 
     from metanmt.meta.learner import MetaConfig
     from metanmt.tasks.translation import seq2seq_loss, target_tokens
 
-    changes: dict[str, list[float]] = {f"{opt}:{lr:g}": [] for opt, lr in settings}
+    learners = {f"{opt}:{lr:g}": MetaLearner(model, seq2seq_loss, MetaConfig(
+        algorithm="fomaml", inner_lr=lr, inner_optimizer=opt, inner_steps=1), batch_weight=target_tokens)
+        for opt, lr in settings}
+    changes: dict[str, list[float]] = {key: [] for key in learners}
     for _ in range(args.episodes):
         episode = task.episode(rng, args.support, args.query)
         with torch.no_grad():
             before = float(seq2seq_loss(model, episode.query))
-        for opt, lr in settings:
-            config = MetaConfig(algorithm="fomaml", inner_lr=lr, inner_optimizer=opt, inner_steps=1)
-            learner = MetaLearner(model, seq2seq_loss, config, batch_weight=target_tokens)
+        for key, learner in learners.items():
             adapted = learner.adapt(episode.support)
             with torch.no_grad():
-                changes[f"{opt}:{lr:g}"].append(float(seq2seq_loss(adapted, episode.query)) - before)
+                changes[key].append(float(seq2seq_loss(adapted, episode.query)) - before)
     return changes
 
 
