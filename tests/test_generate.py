@@ -16,7 +16,7 @@ import torch
 from metanmt.cli import main
 from metanmt.errors import MetaNMTError
 from metanmt.eval import evaluate as evaluate_mod
-from metanmt.eval.evaluate import RESULT_KEYS, companion_paths, evaluate_model
+from metanmt.eval.evaluate import RESULT_KEYS, Decoding, companion_paths, evaluate_model
 from metanmt.eval.generate import length_sorted_batches, translate
 from metanmt.eval.metrics import corpus_scores
 from metanmt.models.seq2seq import save_checkpoint
@@ -126,16 +126,15 @@ def fake_split(monkeypatch):
         asked.append((str(data_dir), lang, split))
         n = len(SRCS) if max_sentences is None else min(max_sentences, len(SRCS))
         ids = [[3 + i, 4, 1] for i in range(n)]  # the source-gap diagnostic scores these ids
-        return EncodedPairs.from_sequences(ids, ids, list(SRCS[:n]), list(REFS[:n]))
+        return EncodedPairs.from_sequences(ids, ids, list(SRCS[:n]), list(REFS[:n])), "test"
 
     monkeypatch.setattr(evaluate_mod, "load_split", load_split)
-    monkeypatch.setattr(evaluate_mod, "language_group", lambda data_dir, lang: "test")
     return asked
 
 
 def test_evaluate_model_writes_result_hypotheses_and_references(checkpoint, tmp_path, fake_split):
     out = tmp_path / "eval" / "fi.test.json"
-    result = evaluate_model(checkpoint, "fi", "test", out, beam=2, length_penalty=1.0, batch_size=4,
+    result = evaluate_model(checkpoint, "fi", "test", out, decoding=Decoding(2, 1.0, batch_size=4),
                             progress=False)
     assert fake_split == [("/nonexistent/data", "fi", "test")]  # data_dir from metanmt.json
     assert json.loads(out.read_text()) == result
@@ -159,8 +158,8 @@ def test_evaluate_model_writes_result_hypotheses_and_references(checkpoint, tmp_
     assert result["source_gap"]["gap"] == pytest.approx(
         result["source_gap"]["shuffled_loss"] - result["source_gap"]["loss"], abs=2e-4)
 
-    again = evaluate_model(checkpoint, "fi", "test", tmp_path / "b.json", data_dir=tmp_path, beam=2,
-                           length_penalty=1.0, max_sentences=3, progress=False)
+    again = evaluate_model(checkpoint, "fi", "test", tmp_path / "b.json", data_dir=tmp_path,
+                           decoding=Decoding(2, 1.0), max_sentences=3, progress=False)
     assert fake_split[-1] == (str(tmp_path), "fi", "test")
     assert again["num_sentences"] == 3
     assert (tmp_path / "b.hyp.txt").read_text(encoding="utf-8").splitlines() == hyps[:3]  # deterministic

@@ -32,10 +32,17 @@ def fewshot(fixture_root, tmp_path):
     """``fewshot(name, *options)``: a small `metanmt fewshot` run on the fixture into ``tmp_path / name``."""
 
     def run(name: str, *options: str) -> int:
-        return main(["fewshot", "--dataset", "omniglot", "--protocol", "lake",
-                     "--data-root", str(fixture_root), "--output-dir", str(tmp_path / name),
-                     "--cache-dir", str(tmp_path / "cache"), "--threads", "1", "--hidden", "8",
-                     "--val-episodes", "3", "--eval-episodes", "5", *options])
+        before = torch.get_num_threads()
+        torch.set_num_threads(3)  # not the run's --threads 1: the run must leave the caller's setting
+        try:
+            code = main(["fewshot", "--dataset", "omniglot", "--protocol", "lake",
+                         "--data-root", str(fixture_root), "--output-dir", str(tmp_path / name),
+                         "--cache-dir", str(tmp_path / "cache"), "--threads", "1", "--hidden", "8",
+                         "--val-episodes", "3", "--eval-episodes", "5", *options])
+            assert torch.get_num_threads() == 3
+        finally:
+            torch.set_num_threads(before)
+        return code
 
     return run
 

@@ -56,10 +56,10 @@ def tiny_data(tiny_config, tmp_path_factory) -> Path:
 
 
 def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
-    from metanmt.train.pipeline import run_experiment
+    from metanmt.train.pipeline import ExperimentPlan, run_experiment
 
-    report = run_experiment(tiny_config, tmp_path / "run", splits=["test"], max_eval_sentences=20,
-                            progress=False)
+    report = run_experiment(tiny_config, tmp_path / "run",
+                            ExperimentPlan(splits=["test"], max_eval_sentences=20, progress=False))
     for name in ("report.json", "report.md", "bleu_vs_size.png"):
         assert (tmp_path / "run" / "report" / name).is_file(), name
     evals = sorted((tmp_path / "run" / "eval").rglob("*_test.json"))
@@ -114,16 +114,16 @@ def test_full_pipeline_on_tiny_preset(tiny_config, tmp_path):
 
 def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
     """--data: a directory prepared elsewhere is used without the corpora (e.g. on a GPU machine)."""
-    from metanmt.train.pipeline import run_experiment
+    from metanmt.train.pipeline import ExperimentPlan, run_experiment
 
     config = yaml.safe_load(tiny_config.read_text())
     config["data"]["tasks"]["train"]["corpora"] = ["no_such_corpus"]  # never read: nothing is prepared
     config["train"]["steps"] = 1
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(config))
-    report = run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], validation=True,
-                            sizes=[0], splits=["test"], max_eval_sentences=5, systems=["multinmt"],
-                            progress=False, checkpoint="last")
+    plan = ExperimentPlan(systems=["multinmt"], langs=["fi"], validation=True, sizes=[0], checkpoint="last",
+                          splits=["test"], max_eval_sentences=5, progress=False)
+    report = run_experiment(path, tmp_path / "run", plan, data_dir=tiny_data)
     assert not (tmp_path / "run" / "data").exists()
     # --validation: ro evaluated too, each result with its language's role; ro reported apart from the verdict
     evals = tmp_path / "run" / "eval" / "multinmt"
@@ -137,7 +137,7 @@ def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
 
 
 def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, tmp_path):
-    from metanmt.train.pipeline import run_experiment
+    from metanmt.train.pipeline import ExperimentPlan, run_experiment
 
     config = yaml.safe_load(tiny_config.read_text())
     config["train"].update(steps=1, eval_every=1)
@@ -146,8 +146,9 @@ def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, 
     path.write_text(yaml.safe_dump(config))
 
     def run():
-        run_experiment(path, tmp_path / "run", data_dir=tiny_data, langs=["fi"], sizes=[500], splits=["test"],
-                       max_eval_sentences=5, systems=["multinmt"], progress=False)
+        plan = ExperimentPlan(systems=["multinmt"], langs=["fi"], sizes=[500], splits=["test"],
+                              max_eval_sentences=5, progress=False)
+        run_experiment(path, tmp_path / "run", plan, data_dir=tiny_data)
 
     run()
     evaluation = tmp_path / "run" / "eval" / "multinmt" / "fi" / "500_draw0_test.json"
@@ -503,8 +504,10 @@ def test_recomputed_maml_meta_trains_the_same_run(tiny_data, tmp_path):
         losses[recompute] = [json.loads(line)["loss"] for line in log if "loss" in json.loads(line)]
     assert len(losses[True]) == 4  # the budget's 2,200 tokens end in a fourth step
     # the same up to float32 rounding (other attention kernels, another Adam formula), which the outer Adam
-    # amplifies where a gradient entry is near zero: after two updates 1e-6 apart, after three 1e-3
-    assert losses[True][:3] == pytest.approx(losses[False][:3], rel=1e-5)
+    # amplifies where a gradient entry is near zero: after one update 1e-6 apart; after two 1e-6 on one
+    # thread, 3e-5 on two (other reduction orders); after three 1e-3
+    assert losses[True][:2] == pytest.approx(losses[False][:2], rel=1e-5)
+    assert losses[True][2] == pytest.approx(losses[False][2], rel=1e-4)
     assert losses[True] == pytest.approx(losses[False], rel=1e-2)
     assert len(fingerprints) == 1
 

@@ -67,10 +67,7 @@ def _run_prepared(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any
         raise MetaNMTError("give --lang XX (a split of the prepared data) or your own files "
                            "(--src and --ref)")
     return evaluate_model(args.model, args.lang, args.split or "test", args.output, data_dir=args.data,
-                          beam=decoding.beam, length_penalty=decoding.length_penalty,
-                          batch_size=decoding.batch_size, max_tokens=decoding.max_tokens,
-                          max_sentences=args.max_sentences, device=decoding.device,
-                          comet_model=args.comet_model)
+                          decoding=decoding, max_sentences=args.max_sentences, comet_model=args.comet_model)
 
 
 def _run_files(args: argparse.Namespace, decoding: Decoding) -> dict[str, Any]:

@@ -40,10 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
 
 
 def run(args: argparse.Namespace) -> int:
-    from metanmt.train.pipeline import run_experiment
+    from metanmt.train.pipeline import ExperimentPlan, run_experiment
 
-    run_experiment(args.config, args.output_dir, data_root=args.data_root, data_dir=args.data,
-                   langs=args.langs, validation=args.validation, sizes=args.sizes, draws=args.draws,
-                   systems=args.systems, splits=args.splits, max_eval_sentences=args.max_eval_sentences,
-                   checkpoint=args.checkpoint, progress=not args.no_progress)
+    plan = ExperimentPlan(systems=args.systems, langs=args.langs, validation=args.validation,
+                          sizes=args.sizes, draws=args.draws, checkpoint=args.checkpoint, splits=args.splits,
+                          max_eval_sentences=args.max_eval_sentences, progress=not args.no_progress)
+    run_experiment(args.config, args.output_dir, plan, data_root=args.data_root, data_dir=args.data)
     return 0

@@ -41,8 +41,11 @@ def sources_path(output_json: str | Path) -> Path:
     return output_json.with_name(output_json.name.removesuffix(".json") + ".src.txt")
 
 
-def load_split(data_dir: str | Path, lang: str, split: str, max_sentences: int | None = None):
-    """The encoded pairs of ``lang``/``split`` in a prepared data directory (the first ``max_sentences``).
+def load_split(data_dir: str | Path, lang: str, split: str,
+               max_sentences: int | None = None) -> tuple[EncodedPairs, str]:
+    """The encoded pairs of ``lang``/``split`` in a prepared data directory (the first ``max_sentences``) and
+    the language's role there: ``train``, ``valid`` or ``test`` (the report keeps validation languages out of
+    its verdict).
 
     An unknown directory, language or split is a MetaNMTError from :class:`PreparedData` naming what exists.
     """
@@ -50,17 +53,11 @@ def load_split(data_dir: str | Path, lang: str, split: str, max_sentences: int |
 
     from metanmt.data import PreparedData
 
-    pairs = PreparedData.load(data_dir).pairs(lang, split)
+    data = PreparedData.load(data_dir)
+    pairs = data.pairs(lang, split)
     if max_sentences is not None and max_sentences < len(pairs):
         pairs = pairs.subset(np.arange(max_sentences))
-    return pairs
-
-
-def language_group(data_dir: str | Path, lang: str) -> str:
-    """``train``, ``valid`` or ``test``: the role of ``lang`` in the prepared data's task split."""
-    from metanmt.data import PreparedData
-
-    return PreparedData.load(data_dir).group(lang)
+    return pairs, data.group(lang)
 
 
 def _one_line(text: str) -> str:
@@ -79,27 +76,16 @@ class Decoding:
     device: str | None = None
 
 
-def evaluate_model(
-    model_dir: str | Path,
-    lang: str,
-    split: str,
-    output_json: str | Path,
-    data_dir: str | Path | None = None,
-    beam: int = 4,
-    length_penalty: float = 0.6,
-    batch_size: int = 64,
-    max_tokens: int | None = None,
-    max_sentences: int | None = None,
-    device: str | None = None,
-    progress: bool = True,
-    comet_model: str | Path | None = None,
-) -> dict[str, Any]:
+def evaluate_model(model_dir: str | Path, lang: str, split: str, output_json: str | Path,
+                   data_dir: str | Path | None = None, decoding: Decoding = Decoding(),
+                   max_sentences: int | None = None, progress: bool = True,
+                   comet_model: str | Path | None = None) -> dict[str, Any]:
     """Translate ``lang``/``split`` with the checkpoint in ``model_dir``, score it and write the result files.
 
     ``data_dir`` defaults to the ``data_dir`` recorded in the checkpoint's ``metanmt.json``;
-    ``max_sentences`` keeps only the first sentences (quick checks). ``device`` defaults to the best one
-    present (CUDA, MPS, CPU). ``comet_model`` adds COMET where the package is installed (else the result
-    says why it is absent). Returns the dict written to ``output_json``.
+    ``max_sentences`` keeps only the first sentences (quick checks). ``comet_model`` adds COMET where the
+    package is installed (else the result says why it is absent). Returns the dict written to
+    ``output_json``.
     """
     from metanmt.models.seq2seq import load_checkpoint
 
@@ -110,24 +96,23 @@ def evaluate_model(
     comet = Comet.load(comet_model)
     model, tokenizer, info = load_checkpoint(model_dir)
     data_dir = data_dir or info.get("data_dir")
-    pairs = _split_to_evaluate(model_dir, data_dir, lang, split, max_sentences)
-    # the language's role (train / valid / test): the report keeps validation languages out of its verdict
-    record = {"lang": lang, "split": split, "group": language_group(data_dir, lang),
-              "max_sentences": max_sentences, "data_dir": os.path.abspath(data_dir)}
-    decoding = Decoding(beam, length_penalty, batch_size, max_tokens, device)
+    pairs, group = _split_to_evaluate(model_dir, data_dir, lang, split, max_sentences)
+    record = {"lang": lang, "split": split, "group": group, "max_sentences": max_sentences,
+              "data_dir": os.path.abspath(data_dir)}
     return _translate_and_score(model_dir, (model, tokenizer, info), pairs, [list(pairs.tgt_text)],
                                 output_json, record, decoding, progress, start, comet)
 
 
 def _split_to_evaluate(model_dir: Path, data_dir: str | Path | None, lang: str, split: str,
-                       max_sentences: int | None) -> EncodedPairs:
-    """``lang``/``split`` of the prepared data in ``data_dir`` (the checkpoint's, if it records one)."""
+                       max_sentences: int | None) -> tuple[EncodedPairs, str]:
+    """``lang``/``split`` of the prepared data in ``data_dir`` (the checkpoint's, if it records one), and the
+    language's role there."""
     if not data_dir:
         raise MetaNMTError(f"{model_dir}/metanmt.json records no data_dir: give the prepared data directory")
-    pairs = load_split(data_dir, lang, split, max_sentences)
+    pairs, group = load_split(data_dir, lang, split, max_sentences)
     if not len(pairs):
         raise MetaNMTError(f"{data_dir}: split {split!r} of {lang} is empty")
-    return pairs
+    return pairs, group
 
 
 def evaluate_files(model_dir: str | Path, src: str | Path, refs: list[str | Path], output_json: str | Path,

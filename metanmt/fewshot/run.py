@@ -101,13 +101,16 @@ def _load_checkpoint(path: Path, cfg: FewShotConfig) -> dict[str, Any]:
 def run_fewshot(cfg: FewShotConfig) -> dict[str, Any]:
     """Meta-train, keep the best model on validation episodes, test it and write ``OUT/results.json``."""
     cfg = resolve_config(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run = _Run.start(cfg)
-    run.restore()
-    training = run.train()
-    test = run.test()
-    results = run.results(training, test)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
+    try:
+        run = _Run.start(cfg)
+        run.restore()
+        training = run.train()
+        test = run.test()
+        results = run.results(training, test)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting: --threads holds for this run only
     write_text_atomic(run.out / "results.json", json.dumps(results, indent=2) + "\n")
     return results
 

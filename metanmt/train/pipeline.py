@@ -13,22 +13,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metanmt.errors import MetaNMTError
+from metanmt.eval.evaluate import Decoding
 
 
-def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: str | Path | None = None,
-                   langs: Sequence[str] | None = None, validation: bool = False,
-                   sizes: Sequence[int] | None = None,
-                   draws: int | None = None, splits: Sequence[str] | None = None,
-                   max_eval_sentences: int | None = None, systems: Sequence[str] | None = None,
-                   progress: bool = True, data_dir: str | Path | None = None,
-                   checkpoint: str = "best") -> dict:
+@dataclasses.dataclass(frozen=True)
+class ExperimentPlan:
+    """What an experiment covers beyond its config: the systems, the fine-tuning cells, what is decoded."""
+
+    systems: Sequence[str] | None = None  # None: all, in training order (multimeta after multinmt)
+    langs: Sequence[str] | None = None  # the languages fine-tuned on (None: the test languages)...
+    validation: bool = False  # ...plus the validation languages (the report keeps them out of its verdict)
+    sizes: Sequence[int] | None = None  # fine-tuning tokens (None: the config's)
+    draws: int | None = None  # draws per size (None: the config's)
+    checkpoint: str = "best"  # the checkpoint of each training run that is fine-tuned: best or last
+    splits: Sequence[str] | None = None  # None: every evaluation split of the language
+    max_eval_sentences: int | None = None  # in-domain test sentences decoded (None: all)
+    progress: bool = True
+
+
+def run_experiment(config_path: str | Path, output_dir: str | Path, plan: ExperimentPlan = ExperimentPlan(),
+                   data_root: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
     """Run (or continue) the experiment in ``output_dir``; return the report.
 
-    ``systems`` restricts training/fine-tuning to some systems, so two processes can share the work
+    ``plan.systems`` restricts training/fine-tuning to some systems, so two processes can share the work
     (e.g. one per system); the report covers every evaluation found. ``data_dir`` names data prepared
     earlier (used as it is); without it the config's data section is prepared into ``output_dir/data``.
-    ``checkpoint`` (``best`` or ``last``) is the checkpoint of each training run that is fine-tuned.
-    ``validation`` adds the validation languages to ``langs`` (the report keeps them out of its verdict).
     The out-of-domain test sets are decoded for ``eval.ood_draws`` draws and at most
     ``eval.ood_max_sentences`` sentences (CPU budget).
     """
@@ -37,21 +46,19 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, data_root: s
     from metanmt.eval.report import write_report
     from metanmt.train.config import SYSTEMS, TrainConfig
 
-    systems = _ordered_systems(systems)
+    systems = _ordered_systems(plan.systems)
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
     _step("1/4 prepare data")
     data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
     data = PreparedData.load(data_dir)
-    langs = [*(langs or data.test_langs), *(data.valid_langs if validation else [])]
-    cells = _cells(data, langs, sizes, draws)
+    cells = _cells(data, plan)
     models = {}  # system -> the checkpoint fine-tuned
     for system in systems:
         _step(f"2/4 train {system}")
-        models[system] = _train(config, system, data_dir, out, checkpoint, progress)
+        models[system] = _train(config, system, data_dir, out, plan.checkpoint, plan.progress)
     _step("3/4 fine-tune and evaluate")
-    decoding = _Decoding(splits, max_eval_sentences, progress)
-    _evaluate_systems(models, out, config, data, data_dir, cells, decoding)
+    _evaluate_systems(models, out, config, data, data_dir, cells, plan)
     _step("4/4 report")
     trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
     report = write_report(out / "eval", out / "report", train_runs=trained)
@@ -69,21 +76,12 @@ def _ordered_systems(systems: Sequence[str] | None) -> list[str]:
     return [s for s in SYSTEMS if s in (systems or SYSTEMS)]
 
 
-@dataclasses.dataclass(frozen=True)
-class _Decoding:
-    """What the evaluation of each fine-tuned model decodes."""
-
-    splits: Sequence[str] | None  # None: every evaluation split of the language
-    max_eval_sentences: int | None
-    progress: bool
-
-
-def _cells(data, langs: Sequence[str], sizes: Sequence[int] | None,
-           draws: int | None) -> list[tuple[str, int, int]]:
-    """The (language, fine-tuning tokens, draw) cells asked for; zero-shot has one draw."""
+def _cells(data, plan: ExperimentPlan) -> list[tuple[str, int, int]]:
+    """The (language, fine-tuning tokens, draw) cells of ``plan``; zero-shot has one draw."""
+    langs = [*(plan.langs or data.test_langs), *(data.valid_langs if plan.validation else [])]
     langs = list(dict.fromkeys(langs))  # each once, in order
-    sizes = list(sizes if sizes is not None else data.finetune_sizes)
-    draws = data.num_draws if draws is None else draws
+    sizes = list(plan.sizes if plan.sizes is not None else data.finetune_sizes)
+    draws = data.num_draws if plan.draws is None else plan.draws
     unknown = sorted(set(langs) - set(data.test_langs) - set(data.valid_langs))
     if unknown:
         raise MetaNMTError(f"languages {unknown} have no fine-tuning data; prepared: "
@@ -101,17 +99,17 @@ def _train(config, system: str, data_dir: Path, out: Path, checkpoint: str, prog
 
 
 def _evaluate_systems(models: dict[str, Path], out: Path, config, data, data_dir: Path,
-                      cells: list[tuple[str, int, int]], decoding: _Decoding) -> None:
+                      cells: list[tuple[str, int, int]], plan: ExperimentPlan) -> None:
     """Each system's checkpoint on its own training languages, then fine-tuned on every held-out cell."""
     for system, model in models.items():
         _evaluate_training_languages(model, data, data_dir, out / "eval" / system, config.eval,
-                                     decoding.progress)
+                                     plan.progress)
     for system, model in models.items():
-        _finetune_and_evaluate(model, out, system, config, data, data_dir, cells, decoding)
+        _finetune_and_evaluate(model, out, system, config, data, data_dir, cells, plan)
 
 
 def _finetune_and_evaluate(base: Path, out: Path, system: str, config, data, data_dir: Path,
-                           cells: list[tuple[str, int, int]], decoding: _Decoding) -> None:
+                           cells: list[tuple[str, int, int]], plan: ExperimentPlan) -> None:
     """Fine-tune the checkpoint ``base`` on every cell at the rate the system chose on the validation
     languages, and evaluate each fine-tuned model (work already done is skipped)."""
     from metanmt.train.finetune import finetune_checkpoint
@@ -123,10 +121,10 @@ def _finetune_and_evaluate(base: Path, out: Path, system: str, config, data, dat
         model_dir = out / "finetune" / system / lang / str(tokens) / f"draw{draw}"
         if not _finetuned_from(model_dir, base):
             finetune_checkpoint(base, lang, tokens, draw, model_dir, ft, data_dir=data_dir,
-                                seed=config.train.seed, progress=decoding.progress)
-        for split in decoding.splits or data.eval_splits(lang):
+                                seed=config.train.seed, progress=plan.progress)
+        for split in plan.splits or data.eval_splits(lang):
             _evaluate_cell(model_dir, out / "eval" / system / lang, f"{tokens}_draw{draw}", lang, split, draw,
-                           config.eval, data_dir, decoding.max_eval_sentences, decoding.progress)
+                           config.eval, data_dir, plan)
 
 
 def _finetuned_from(model_dir: Path, base: Path) -> bool:
@@ -143,7 +141,7 @@ def _finetuned_from(model_dir: Path, base: Path) -> bool:
 
 
 def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str, draw: int, ev,
-                   data_dir: Path, max_eval_sentences: int | None, progress: bool) -> None:
+                   data_dir: Path, plan: ExperimentPlan) -> None:
     """Decode one split with one fine-tuned model (out-of-domain sets: the first ``eval.ood_draws`` draws
     and ``eval.ood_max_sentences`` sentences only) unless its result exists."""
     from metanmt.eval.evaluate import evaluate_model
@@ -152,9 +150,9 @@ def _evaluate_cell(model_dir: Path, out: Path, name: str, lang: str, split: str,
     result = out / f"{name}_{split}.json"
     if result.is_file() or (not in_domain and draw >= ev.ood_draws):
         return
-    evaluate_model(model_dir, lang, split, result, data_dir=data_dir, beam=ev.beam,
-                   length_penalty=ev.length_penalty, progress=progress, batch_size=ev.batch_size,
-                   max_sentences=max_eval_sentences if in_domain else ev.ood_max_sentences)
+    evaluate_model(model_dir, lang, split, result, data_dir=data_dir, decoding=_decoding(ev),
+                   max_sentences=plan.max_eval_sentences if in_domain else ev.ood_max_sentences,
+                   progress=plan.progress)
 
 
 def _evaluate_training_languages(model_dir: Path, data, data_dir: Path, out: Path, ev,
@@ -166,8 +164,14 @@ def _evaluate_training_languages(model_dir: Path, data, data_dir: Path, out: Pat
     for lang in data.train_langs:
         result = out / lang / "train_dev.json"
         if not result.is_file():
-            evaluate_model(model_dir, lang, "dev", result, data_dir=data_dir, beam=ev.beam,
-                           length_penalty=ev.length_penalty, batch_size=ev.batch_size, progress=progress)
+            evaluate_model(model_dir, lang, "dev", result, data_dir=data_dir, decoding=_decoding(ev),
+                           progress=progress)
+
+
+def _decoding(ev) -> Decoding:
+    """The beam search of the config's ``eval`` section."""
+
+    return Decoding(ev.beam, ev.length_penalty, ev.batch_size)
 
 
 def _step(title: str) -> None:
