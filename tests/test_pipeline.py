@@ -532,3 +532,25 @@ def test_micro_batched_meta_training_takes_the_same_steps(tiny_data, tmp_path, m
     assert len(losses[3]) == 3 and set(pieces_seen) == {3}  # the micro-batched run cut its batches in 3
     assert losses[3] == pytest.approx(losses[1], rel=1e-5)
     assert len(fingerprints) == 1
+
+
+def test_experiment_command_hands_its_options_to_run_experiment(monkeypatch, tmp_path):
+    from metanmt.cli import main
+    from metanmt.train import pipeline
+
+    seen = {}
+    def run_experiment(config, out, plan, **where):
+        seen.update(config=config, out=out, plan=plan, **where)
+
+    monkeypatch.setattr(pipeline, "run_experiment", run_experiment)
+    assert main(["experiment", "--config", "c.yaml", "--output-dir", str(tmp_path), "--data", "prepared",
+                 "--langs", "ca", "nb", "--validation", "--sizes", "0", "4000", "--draws", "2", "--systems",
+                 "multinmt", "--splits", "test", "--max-eval-sentences", "5", "--checkpoint", "last",
+                 "--no-progress"]) == 0
+    assert seen == {"config": "c.yaml", "out": str(tmp_path), "data_root": None, "data_dir": "prepared",
+                    "plan": pipeline.ExperimentPlan(systems=["multinmt"], langs=["ca", "nb"], validation=True,
+                                                    sizes=[0, 4000], draws=2, checkpoint="last",
+                                                    splits=["test"], max_eval_sentences=5, progress=False)}
+    main(["quickstart", "--output-dir", str(tmp_path)])  # the quickstart's defaults: two systems, all cells
+    assert seen["plan"] == pipeline.ExperimentPlan(systems=["metanmt", "multinmt"])
+    assert seen["config"].endswith("demo.yaml") and seen["data_dir"] is None
