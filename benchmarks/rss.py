@@ -5,7 +5,8 @@ process (so each peak is its own), validating every ``--eval-every`` steps as re
 a callback records the process's RSS, its peak so far (``getrusage``), glibc's heap statistics
 (``mallinfo2``: bytes in use vs bytes held free by the allocator, which tells live memory from
 fragmentation) and the CPU seconds and page faults so far. Systems run one after the other, never at the
-same time.
+same time, each on the allocator the ``metanmt`` command would use (tcmalloc where installed, whose heap
+glibc's statistics do not see; ``--env METANMT_ALLOCATOR=system`` for glibc's: ``metanmt/memory.py``).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/rss.py --config recipes/configs/offline_tatoeba.yaml \\
         --data /work/runs/ot/data --steps 100 --eval-every 50 --label after --bound-heap
@@ -67,6 +68,9 @@ def child(args: argparse.Namespace) -> None:
     """Train one system, writing one JSON line of memory figures per step to ``args.record``."""
     import dataclasses
 
+    from metanmt.memory import allocator_in_use, restart_with_allocator
+
+    restart_with_allocator()  # as the metanmt command does: tcmalloc where installed (METANMT_ALLOCATOR)
     from metanmt.train.config import TrainConfig
     from metanmt.train.trainer import train
 
@@ -77,7 +81,7 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with open(args.record, "w", encoding="utf-8") as out:
         def record(rec: dict) -> None:
-            row = {"step": rec["step"], "validated": "valid_bleu" in rec,
+            row = {"step": rec["step"], "validated": "valid_bleu" in rec, "allocator": allocator_in_use(),
                    "seconds": round(time.perf_counter() - t0, 1), **memory_now()}
             out.write(json.dumps(row) + "\n")
             out.flush()
@@ -108,7 +112,7 @@ def summarise(rows: list[dict]) -> dict:
             "growth_second_half_mb": round(max(second) - max(first), 1) if first else None,
             "heap_in_use_last_mb": rows[-1].get("in_use_mb"), "heap_free_last_mb": rows[-1].get("free_mb"),
             "cpu_s_per_step": _per_step(rows, "cpu_s"), "faults_per_step": _per_step(rows, "faults"),
-            "seconds": rows[-1]["seconds"]}
+            "seconds": rows[-1]["seconds"], "allocator": rows[-1].get("allocator", "system")}
 
 
 def _per_step(rows: list[dict], key: str) -> float | None:

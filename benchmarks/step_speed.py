@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import metanmt
+from metanmt.memory import allocator_in_use, restart_with_allocator
 from metanmt.train.config import TrainConfig
 from metanmt.train.trainer import _Run
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--system", default="metanmt", choices=("metanmt", "multinmt"))
     parser.add_argument("--steps", type=int, default=100, help="timed steps, after 10 untimed ones")
     args = parser.parse_args()
+    restart_with_allocator()  # as the metanmt command does: tcmalloc where installed (METANMT_ALLOCATOR)
     with tempfile.TemporaryDirectory() as out:
         run = _Run.start(TrainConfig.load(args.config), args.data, Path(out) / args.system, args.system)
         for _ in range(10):
@@ -36,8 +38,8 @@ def main() -> None:
         for _ in range(args.steps):
             tokens += run.train_step()[1]
         seconds = time.perf_counter() - start
-    print(f"{args.system} ({Path(metanmt.__file__).parent}): {tokens / seconds:.0f} target tokens/s "
-          f"over {args.steps} steps")
+    print(f"{args.system} ({Path(metanmt.__file__).parent}, {allocator_in_use()} allocator): "
+          f"{tokens / seconds:.0f} target tokens/s over {args.steps} steps")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``python -m metanmt``: the command line, as the ``metanmt`` script runs it."""
 
-from metanmt.cli import main
+from metanmt.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

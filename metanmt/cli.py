@@ -16,6 +16,7 @@ from types import ModuleType
 
 from metanmt import __version__
 from metanmt.errors import MetaNMTError
+from metanmt.memory import restart_with_allocator
 
 # The registry of commands: name -> one-line summary (``metanmt --help``, and the first sentence of
 # ``metanmt COMMAND --help``). Command ``a-b`` lives in ``metanmt.commands.a_b``: add a line and that module.
@@ -76,5 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def entry() -> int:
+    """The ``metanmt`` script and ``python -m metanmt``: :func:`main` in a process restarted with the memory
+    allocator of ``METANMT_ALLOCATOR`` (tcmalloc where installed; :mod:`metanmt.memory`)."""
+    try:
+        restart_with_allocator()
+    except MetaNMTError as err:
+        print(f"metanmt: error: {err}", file=sys.stderr)
+        return 2
+    return main()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

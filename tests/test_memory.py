@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from metanmt import memory
+from metanmt.errors import MetaNMTError
 from metanmt.memory import ENV_OVERRIDE, bound_heap
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
@@ -56,3 +58,65 @@ def test_bound_heap_keeps_every_large_block_in_its_own_mapping():
 def test_an_explicit_glibc_setting_is_left_alone(monkeypatch):
     monkeypatch.setenv(ENV_OVERRIDE, "33554432")
     assert bound_heap() is False
+
+
+# ---- the allocator the `metanmt` command restarts itself with (metanmt.memory.allocator_environment)
+
+FOUND = {"tcmalloc_minimal": "libtcmalloc_minimal.so.4", "jemalloc": "libjemalloc.so.2"}
+
+
+@pytest.fixture
+def libraries(monkeypatch):
+    """The dynamic loader finds tcmalloc and jemalloc, whatever this machine has."""
+    monkeypatch.setattr(memory.ctypes.util, "find_library", FOUND.get)
+
+
+def test_tcmalloc_is_preloaded_by_default_before_what_the_user_preloads(libraries):
+    env = memory.allocator_environment({"LD_PRELOAD": "libmine.so", "HOME": "/h"})
+    assert env["LD_PRELOAD"] == "libtcmalloc_minimal.so.4 libmine.so"
+    assert env[memory.LOADED_ENV] == "tcmalloc" and env["HOME"] == "/h"
+
+
+def test_the_user_picks_the_allocator_by_name(libraries):
+    env = memory.allocator_environment({memory.ALLOCATOR_ENV: "jemalloc"})
+    assert env["LD_PRELOAD"] == "libjemalloc.so.2" and env[memory.LOADED_ENV] == "jemalloc"
+
+
+@pytest.mark.parametrize("environ", [
+    {memory.ALLOCATOR_ENV: "system"},                       # glibc's, asked for
+    {memory.LOADED_ENV: "tcmalloc"},                         # the restarted process itself
+    {"LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4"},    # preloaded by the user already
+])
+def test_no_restart(libraries, environ):
+    assert memory.allocator_environment(environ) is None
+
+
+def test_a_missing_library_is_reported_only_when_asked_for_by_name(monkeypatch, capsys):
+    monkeypatch.setattr(memory.ctypes.util, "find_library", lambda name: None)
+    assert memory.allocator_environment({}) is None
+    assert capsys.readouterr().err == ""
+    assert memory.allocator_environment({memory.ALLOCATOR_ENV: "jemalloc"}) is None
+    assert "METANMT_ALLOCATOR=jemalloc: no libjemalloc found" in capsys.readouterr().err
+
+
+def test_an_unknown_allocator_is_an_error_naming_the_variable():
+    known = r"memory allocator \(METANMT_ALLOCATOR\) 'tcmaloc'; known: jemalloc"
+    with pytest.raises(MetaNMTError, match=known):
+        memory.allocator_environment({memory.ALLOCATOR_ENV: "tcmaloc"})
+    done = subprocess.run([sys.executable, "-m", "metanmt", "--version"], capture_output=True, text=True,
+                          env={**os.environ, memory.ALLOCATOR_ENV: "tcmaloc"}, check=False)
+    assert done.returncode == 2 and "METANMT_ALLOCATOR" in done.stderr
+
+
+def test_bound_heap_leaves_another_allocator_alone(monkeypatch):
+    monkeypatch.setenv(memory.LOADED_ENV, "tcmalloc")
+    assert bound_heap() is False
+
+
+@pytest.mark.skipif(not memory.allocator_environment({}), reason="no tcmalloc here (libtcmalloc-minimal4)")
+def test_the_restarted_process_has_tcmalloc_mapped():
+    code = ("from metanmt.memory import restart_with_allocator; restart_with_allocator(); "
+            "print('tcmalloc' in open('/proc/self/maps').read())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METANMT_ALLOCATOR")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["True"]

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from metanmt.errors import MetaNMTError
+from metanmt.memory import ALLOCATOR_ENV, allocator_environment
 from metanmt.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -417,6 +418,26 @@ def test_meta_train_on_two_processes(tiny_config, tiny_data, tmp_path):
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     state = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=False)
     assert len(state["rngs"]) == 2  # one random stream per process, saved for resume
+
+
+@pytest.mark.skipif(not allocator_environment({}), reason="no tcmalloc installed (libtcmalloc-minimal4)")
+def test_tcmalloc_trains_to_the_same_numbers_as_glibc(tiny_config, tiny_data, tmp_path):
+    """The ``metanmt`` command restarts with tcmalloc preloaded: it moves the tensors, not the numbers."""
+    logs = {}
+    for allocator in ("system", "tcmalloc"):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", ALLOCATOR_ENV: allocator}
+        cmd = [sys.executable, "-m", "metanmt", "meta-train", "--config", str(tiny_config), "--data",
+               str(tiny_data), "--output-dir", str(tmp_path / allocator), "--steps", "4", "--no-progress"]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        lines = (tmp_path / allocator / "train_log.jsonl").read_text().splitlines()
+        logs[allocator] = [json.loads(x) for x in lines]
+    for allocator, log in logs.items():  # validation records name the allocator
+        named = [r.pop("allocator") for r in log if "valid_bleu" in r]
+        assert named and set(named) == {allocator}
+        for record in log:
+            del record["tokens_per_s"]
+    assert logs["system"] == logs["tcmalloc"]
 
 
 def test_selection_prefers_chrf_then_bleu():

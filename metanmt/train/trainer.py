@@ -20,7 +20,7 @@ import torch
 
 from metanmt.atomic import write_text_atomic
 from metanmt.errors import MetaNMTError
-from metanmt.memory import bound_heap
+from metanmt.memory import allocator_in_use, bound_heap
 from metanmt.progress import progress_bar
 from metanmt.registry import lookup
 from metanmt.train.config import TrainConfig
@@ -158,7 +158,8 @@ class _Run:
         bleu = None
         if self.accelerator.is_main_process:
             scores = validate(self.model, self.tokenizer, self.data, self.cfg, seed=self.cfg.train.seed)
-            record.update(valid_bleu=scores, source_gap=source_gap(self.model, self.gap_pairs))
+            record.update(valid_bleu=scores, source_gap=source_gap(self.model, self.gap_pairs),
+                          allocator=allocator_in_use())  # what memory and speed figures depend on
             bleu = scores["mean"]
             if improves(scores, self.state):
                 self.state.update(best_bleu=bleu, best_chrf=scores["chrf_mean"], best_step=self.state["step"])
