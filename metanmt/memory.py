@@ -5,9 +5,9 @@ allocator, a fixed mmap threshold where ``train.bound_heap`` asks for it (off by
 preloaded (``LD_PRELOAD``) where the dynamic loader finds it (Debian/Ubuntu: ``libtcmalloc-minimal4``); the
 environment variable ``METANMT_ALLOCATOR`` picks ``tcmalloc``, ``jemalloc`` or ``system`` (glibc's malloc, no
 restart). Measured on the offline Tatoeba config over 1,000 meta-steps (``benchmarks/rss.md``), tcmalloc held
-MetaNMT's RSS flat at ~0.85 GB where glibc's grew past 2.2 GB, for ~13% less CPU per meta-step; jemalloc held
-it lower still but returned and faulted pages back in all along (+15% CPU). The numbers do not change: an
-allocator decides where tensors live, not what is computed (``tests/test_memory.py`` trains both ways).
+MetaNMT's RSS flat at ~0.85 GB where glibc's grew past 2.2 GB, for 10-14% less CPU per step; jemalloc held it
+lower still but returned and faulted pages back in all along (+16% CPU). The numbers do not change: an
+allocator decides where tensors live, not what is computed (``tests/test_pipeline.py`` trains both ways).
 
 **glibc's heap.** glibc serves a block above its *mmap threshold* with a mapping of its own, returned to the
 system when it is freed; smaller blocks come from the heap, which gives memory back only from its top. The
@@ -82,10 +82,15 @@ def restart_with_allocator() -> None:
     """Replace this process (same PID, arguments and descriptors) by one with the chosen allocator preloaded,
     where :func:`allocator_environment` gives one. Call it first thing: whatever ran before runs again."""
     env = allocator_environment(os.environ)
-    if env is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
+    if env is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
         os.execve(sys.executable, sys.orig_argv, env)
+    except OSError as err:  # no interpreter path to restart (embedded Python): go on with glibc's allocator
+        print(f"metanmt: could not restart with {env[LOADED_ENV]} ({err}); glibc's allocator is used",
+              file=sys.stderr)
 
 
 def allocator_in_use() -> str:

@@ -120,3 +120,15 @@ def test_the_restarted_process_has_tcmalloc_mapped():
     env = {k: v for k, v in os.environ.items() if not k.startswith("METANMT_ALLOCATOR")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == ["True"]
+
+
+def test_a_failed_restart_goes_on_on_glibc(libraries, monkeypatch, capsys):
+    def fail(*args):
+        raise OSError("no interpreter")
+
+    monkeypatch.delenv(memory.LOADED_ENV, raising=False)
+    monkeypatch.delenv(memory.ALLOCATOR_ENV, raising=False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.setattr(memory.os, "execve", fail)
+    memory.restart_with_allocator()
+    assert "could not restart with tcmalloc (no interpreter)" in capsys.readouterr().err

@@ -117,7 +117,8 @@ class TrainSection:
     pretrain_share: float = 0.5
     # fix glibc's mmap threshold at 1 MiB (metanmt.memory.bound_heap): meta-training's RSS stays flat instead
     # of growing to ~1.7x the baseline's, for ~30% more CPU per meta-step (~7% with GLIBC_TUNABLES=
-    # glibc.malloc.hugetlb=1 in the environment: benchmarks/rss.md)
+    # glibc.malloc.hugetlb=1 in the environment: benchmarks/rss.md). Only on glibc's allocator: tcmalloc,
+    # which the metanmt command preloads where installed, keeps the RSS flat on its own and costs less CPU
     bound_heap: bool = False
 
     def __post_init__(self) -> None:
