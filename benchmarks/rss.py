@@ -9,7 +9,7 @@ same time, each on the allocator the ``metanmt`` command would use (tcmalloc whe
 glibc's statistics do not see; ``--env METANMT_ALLOCATOR=system`` for glibc's: ``metanmt/memory.py``).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/rss.py --config recipes/configs/offline_tatoeba.yaml \\
-        --data /work/runs/ot/data --steps 100 --eval-every 50 --label after --bound-heap
+        --data runs/ot/data --steps 100 --eval-every 50 --label after --bound-heap
 
 The JSON (``--json``, default benchmarks/rss.json) keeps one entry per ``--label``, so runs before and after a
 change sit side by side; a markdown summary is printed and written to ``OUTPUT_DIR/LABEL/summary.md``.
@@ -43,7 +43,12 @@ class _Mallinfo2(ctypes.Structure):
 
 def heap_stats() -> dict[str, float]:
     """glibc's view of the heap in MB: ``in_use`` (live allocations, mmapped ones included) and ``free``
-    (held by the allocator, not returned to the system); empty where there is no ``mallinfo2``."""
+    (held by the allocator, not returned to the system); empty where there is no ``mallinfo2`` or another
+    allocator serves the process (glibc's statistics would read zero)."""
+    from metanmt.memory import allocator_in_use
+
+    if allocator_in_use() != "system":
+        return {}
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = _Mallinfo2
