@@ -37,6 +37,13 @@ COMMANDS: dict[str, str] = {
 }
 
 
+ENVIRONMENT = """environment:
+  METANMT_ALLOCATOR   memory allocator the command restarts with: tcmalloc (default, where installed),
+                      jemalloc or system (glibc's malloc); see metanmt/memory.py
+  METANMT_DATA_ROOT   the default of prepare's --data-root (where relative corpus paths are read from)
+  METANMT_CACHE       cache of decoded few-shot images (default ~/.cache/metanmt)"""
+
+
 def command_module(name: str) -> ModuleType:
     """The module of command ``name``, imported now."""
     return importlib.import_module(f"metanmt.commands.{name.replace('-', '_')}")
@@ -46,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metanmt",
         description="Meta-learning (MAML, FOMAML, Reptile) for few-shot neural machine translation.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"metanmt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

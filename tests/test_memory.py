@@ -132,3 +132,9 @@ def test_a_failed_restart_goes_on_on_glibc(libraries, monkeypatch, capsys):
     monkeypatch.setattr(memory.os, "execve", fail)
     memory.restart_with_allocator()
     assert "could not restart with tcmalloc (no interpreter)" in capsys.readouterr().err
+
+
+def test_the_command_line_help_names_the_allocator_variable():
+    from metanmt.cli import build_parser
+
+    assert "METANMT_ALLOCATOR" in build_parser().format_help()
