@@ -1,7 +1,7 @@
 """Host memory for training: the process's allocator (tcmalloc where installed), and, on glibc's own
 allocator, a fixed mmap threshold where ``train.bound_heap`` asks for it (off by default: it costs CPU).
 
-**The allocator.** The ``metanmt`` command restarts itself once, before anything is imported, with tcmalloc
+**The allocator.** The ``metanmt`` command restarts itself once, before torch is imported, with tcmalloc
 preloaded (``LD_PRELOAD``) where the dynamic loader finds it (Debian/Ubuntu: ``libtcmalloc-minimal4``); the
 environment variable ``METANMT_ALLOCATOR`` picks ``tcmalloc``, ``jemalloc`` or ``system`` (glibc's malloc, no
 restart). Measured on the offline Tatoeba config over 1,000 meta-steps (``benchmarks/rss.md``), tcmalloc held
@@ -46,7 +46,6 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 ENV_OVERRIDE = "MALLOC_MMAP_THRESHOLD_"  # glibc's own setting: when the user sets it, it is left alone
 
 ALLOCATOR_ENV = "METANMT_ALLOCATOR"  # the user's choice, a name of ALLOCATORS
-LOADED_ENV = "METANMT_ALLOCATOR_LOADED"  # set in the restarted process: the allocator it preloads
 DEFAULT_ALLOCATOR = "tcmalloc"
 # The registry of allocators: name -> the libraries (names for ctypes.util.find_library) that provide it
 ALLOCATORS: dict[str, tuple[str, ...]] = {
@@ -60,22 +59,20 @@ QUIET = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
 
 def allocator_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
     """The environment that preloads the allocator ``environ`` asks for, or None where the process should go
-    on as it is: glibc's chosen, not Linux, already restarted, the library already preloaded, or not found
-    (a warning when it was asked for by name)."""
+    on as it is: glibc's chosen, not Linux, an allocator preloaded already (by the restart or by the user),
+    or the library not found (a warning when it was asked for by name)."""
     name = environ.get(ALLOCATOR_ENV, DEFAULT_ALLOCATOR)
     libraries = lookup(ALLOCATORS, name, f"memory allocator ({ALLOCATOR_ENV})")
-    if not libraries or LOADED_ENV in environ or not sys.platform.startswith("linux"):
+    if not libraries or allocator_in_use(environ) != "system" or not sys.platform.startswith("linux"):
         return None
     found = next(filter(None, map(ctypes.util.find_library, libraries)), None)
-    preload = environ.get("LD_PRELOAD", "")
     if found is None:
         if ALLOCATOR_ENV in environ:
             print(f"metanmt: {ALLOCATOR_ENV}={name}: no lib{libraries[0]} found; glibc's allocator is used",
                   file=sys.stderr)
         return None
-    if found in preload:
-        return None
-    return {**QUIET, **environ, "LD_PRELOAD": " ".join(filter(None, [found, preload])), LOADED_ENV: name}
+    preload = " ".join(filter(None, [found, environ.get("LD_PRELOAD")]))
+    return {**QUIET, **environ, "LD_PRELOAD": preload}
 
 
 def restart_with_allocator() -> None:
@@ -89,13 +86,15 @@ def restart_with_allocator() -> None:
     try:
         os.execve(sys.executable, sys.orig_argv, env)
     except OSError as err:  # no interpreter path to restart (embedded Python): go on with glibc's allocator
-        print(f"metanmt: could not restart with {env[LOADED_ENV]} ({err}); glibc's allocator is used",
+        print(f"metanmt: could not restart with {allocator_in_use(env)} ({err}); glibc's allocator is used",
               file=sys.stderr)
 
 
-def allocator_in_use() -> str:
-    """The allocator this process was started with: a name of :data:`ALLOCATORS`."""
-    return os.environ.get(LOADED_ENV, "system")
+def allocator_in_use(environ: Mapping[str, str] = os.environ) -> str:
+    """The allocator ``LD_PRELOAD`` gives the process (a name of :data:`ALLOCATORS`), whoever set it."""
+    preload = environ.get("LD_PRELOAD", "")
+    return next((name for name, libraries in ALLOCATORS.items()
+                 if any(f"lib{library}." in preload for library in libraries)), "system")
 
 
 def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:

@@ -73,19 +73,19 @@ def libraries(monkeypatch):
 
 def test_tcmalloc_is_preloaded_by_default_before_what_the_user_preloads(libraries):
     env = memory.allocator_environment({"LD_PRELOAD": "libmine.so", "HOME": "/h"})
-    assert env["LD_PRELOAD"] == "libtcmalloc_minimal.so.4 libmine.so"
-    assert env[memory.LOADED_ENV] == "tcmalloc" and env["HOME"] == "/h"
+    assert env["LD_PRELOAD"] == "libtcmalloc_minimal.so.4 libmine.so" and env["HOME"] == "/h"
+    assert memory.allocator_in_use(env) == "tcmalloc"
 
 
 def test_the_user_picks_the_allocator_by_name(libraries):
     env = memory.allocator_environment({memory.ALLOCATOR_ENV: "jemalloc"})
-    assert env["LD_PRELOAD"] == "libjemalloc.so.2" and env[memory.LOADED_ENV] == "jemalloc"
+    assert env["LD_PRELOAD"] == "libjemalloc.so.2" and memory.allocator_in_use(env) == "jemalloc"
 
 
 @pytest.mark.parametrize("environ", [
     {memory.ALLOCATOR_ENV: "system"},                       # glibc's, asked for
-    {memory.LOADED_ENV: "tcmalloc"},                         # the restarted process itself
-    {"LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4"},    # preloaded by the user already
+    {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},             # the restarted process itself
+    {"LD_PRELOAD": "/usr/lib/libjemalloc.so.2 libmine.so"},  # another allocator, preloaded by the user
 ])
 def test_no_restart(libraries, environ):
     assert memory.allocator_environment(environ) is None
@@ -109,15 +109,15 @@ def test_an_unknown_allocator_is_an_error_naming_the_variable():
 
 
 def test_bound_heap_leaves_another_allocator_alone(monkeypatch):
-    monkeypatch.setenv(memory.LOADED_ENV, "tcmalloc")
-    assert bound_heap() is False
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+    assert memory.allocator_in_use() == "tcmalloc" and bound_heap() is False
 
 
 @pytest.mark.skipif(not memory.allocator_environment({}), reason="no tcmalloc here (libtcmalloc-minimal4)")
 def test_the_restarted_process_has_tcmalloc_mapped():
     code = ("from metanmt.memory import restart_with_allocator; restart_with_allocator(); "
             "print('tcmalloc' in open('/proc/self/maps').read())")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METANMT_ALLOCATOR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("METANMT_ALLOCATOR", "LD_PRELOAD")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == ["True"]
 
@@ -126,7 +126,6 @@ def test_a_failed_restart_goes_on_on_glibc(libraries, monkeypatch, capsys):
     def fail(*args):
         raise OSError("no interpreter")
 
-    monkeypatch.delenv(memory.LOADED_ENV, raising=False)
     monkeypatch.delenv(memory.ALLOCATOR_ENV, raising=False)
     monkeypatch.delenv("LD_PRELOAD", raising=False)
     monkeypatch.setattr(memory.os, "execve", fail)
