@@ -3,6 +3,7 @@ bad checkpoints, two processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -135,6 +136,51 @@ def test_experiment_uses_prepared_data_as_is(tiny_config, tiny_data, tmp_path):
     tuned = tmp_path / "run" / "finetune" / "multinmt" / "fi" / "0" / "draw0"
     info = json.loads((tuned / "metanmt.json").read_text())
     assert info["base_model"] == str((tmp_path / "run" / "multinmt" / "last").resolve())  # --checkpoint last
+
+
+def test_systems_side_by_side_give_the_numbers_of_each_alone(tiny_config, tiny_data, tmp_path, capfd):
+    """--jobs 2: each system trained, fine-tuned and evaluated in its own process on one thread gives every
+    logged loss and score of running it alone on one thread; the report covers both."""
+    from metanmt.train.pipeline import ExperimentPlan, run_experiment
+
+    plan = ExperimentPlan(systems=["metanmt", "multinmt"], sizes=[500], splits=["test"],
+                          max_eval_sentences=10, progress=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # shared out: one thread per process
+        report = run_experiment(tiny_config, tmp_path / "side", dataclasses.replace(plan, jobs=2),
+                                data_dir=tiny_data)
+        torch.set_num_threads(1)
+        run_experiment(tiny_config, tmp_path / "alone", plan, data_dir=tiny_data)
+    finally:
+        torch.set_num_threads(threads)
+    shown = capfd.readouterr().out
+    for system in ("metanmt", "multinmt"):
+        assert f"[{system}] === 2/4 train {system}" in shown
+        assert (tmp_path / "side" / "logs" / f"{system}.log").is_file()
+        logs = [[{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+                 for line in (tmp_path / run / system / "train_log.jsonl").read_text().splitlines()]
+                for run in ("side", "alone")]
+        assert logs[0] == logs[1]
+    results = [sorted((tmp_path / run / "eval").rglob("*.json")) for run in ("side", "alone")]
+    assert [p.relative_to(tmp_path / "side") for p in results[0]] == \
+        [p.relative_to(tmp_path / "alone") for p in results[1]]
+    for side, alone in zip(*results):
+        kept = ("bleu", "chrf", "source_gap", "scores", "lr")
+        scores = [{k: v for k, v in json.loads(p.read_text()).items() if k in kept} for p in (side, alone)]
+        assert scores[0] and scores[0] == scores[1], side
+    assert {t["lang"] for t in report["tables"]} == {"fi"}
+
+
+def test_jobs_keep_multimeta_behind_multinmt():
+    from metanmt.train.pipeline import _job_groups
+
+    assert _job_groups(["metanmt", "multinmt", "multimeta"], 2) == [["metanmt"], ["multinmt", "multimeta"]]
+    assert _job_groups(["metanmt", "multinmt", "multimeta"], 5) == [["metanmt"], ["multinmt", "multimeta"]]
+    assert _job_groups(["metanmt", "multinmt", "multimeta"], 1) == [["metanmt", "multinmt", "multimeta"]]
+    assert _job_groups(["metanmt", "multimeta"], 2) == [["metanmt"], ["multimeta"]]  # multinmt trained before
+    with pytest.raises(MetaNMTError, match="jobs must be at least 1, not 0"):
+        _job_groups(["metanmt"], 0)
 
 
 def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, tmp_path):
@@ -567,11 +613,12 @@ def test_experiment_command_hands_its_options_to_run_experiment(monkeypatch, tmp
     assert main(["experiment", "--config", "c.yaml", "--output-dir", str(tmp_path), "--data", "prepared",
                  "--langs", "ca", "nb", "--validation", "--sizes", "0", "4000", "--draws", "2", "--systems",
                  "multinmt", "--splits", "test", "--max-eval-sentences", "5", "--checkpoint", "last",
-                 "--no-progress"]) == 0
+                 "--no-progress", "--jobs", "3"]) == 0
     assert seen == {"config": "c.yaml", "out": str(tmp_path), "data_root": None, "data_dir": "prepared",
                     "plan": pipeline.ExperimentPlan(systems=["multinmt"], langs=["ca", "nb"], validation=True,
                                                     sizes=[0, 4000], draws=2, checkpoint="last",
-                                                    splits=["test"], max_eval_sentences=5, progress=False)}
+                                                    splits=["test"], max_eval_sentences=5, progress=False,
+                                                    jobs=3)}
     main(["quickstart", "--output-dir", str(tmp_path)])  # the quickstart's defaults: two systems, all cells
-    assert seen["plan"] == pipeline.ExperimentPlan(systems=["metanmt", "multinmt"])
+    assert seen["plan"] == pipeline.ExperimentPlan(systems=["metanmt", "multinmt"], jobs=2)  # side by side
     assert seen["config"].endswith("demo.yaml") and seen["data_dir"] is None

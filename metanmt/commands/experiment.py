@@ -12,7 +12,8 @@ DETAILS = ("Fine-tuning covers sizes x draws on the test languages. Completed st
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = None,
-                  default_output: str | None = None, default_systems: Sequence[str] = tuple(SYSTEMS)) -> None:
+                  default_output: str | None = None, default_systems: Sequence[str] = tuple(SYSTEMS),
+                  default_jobs: int = 1) -> None:
     parser.add_argument("--config", required=default_config is None, default=default_config,
                         help="experiment YAML (data/model/meta/train/finetune/eval sections)")
     parser.add_argument("--output-dir", required=default_output is None, default=default_output,
@@ -30,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str | None = 
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(default_systems),
                         help="the systems to train and evaluate, in this order (multimeta after multinmt: it "
                              "starts from a MultiNMT checkpoint); processes can split the work")
+    parser.add_argument("--jobs", type=int, default=default_jobs,
+                        help="processes that train, fine-tune and evaluate the systems side by side, the CPU "
+                             "threads shared out among them; logs in OUTPUT_DIR/logs (multimeta runs in "
+                             "multinmt's process, after it) (default: %(default)s)")
     parser.add_argument("--max-eval-sentences", type=int, help="decode only the first N test sentences")
     parser.add_argument("--splits", nargs="+", help="evaluate only these splits, e.g. test (None: every "
                                                       "evaluation split of each language)")
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = ExperimentPlan(systems=args.systems, langs=args.langs, validation=args.validation,
                           sizes=args.sizes, draws=args.draws, checkpoint=args.checkpoint, splits=args.splits,
-                          max_eval_sentences=args.max_eval_sentences, progress=not args.no_progress)
+                          max_eval_sentences=args.max_eval_sentences, progress=not args.no_progress,
+                          jobs=args.jobs)
     run_experiment(args.config, args.output_dir, plan, data_root=args.data_root, data_dir=args.data)
     return 0

@@ -29,6 +29,7 @@ class ExperimentPlan:
     splits: Sequence[str] | None = None  # None: every evaluation split of the language
     max_eval_sentences: int | None = None  # in-domain test sentences decoded (None: all)
     progress: bool = True
+    jobs: int = 1  # processes that train, fine-tune and evaluate the systems side by side
 
 
 def run_experiment(config_path: str | Path, output_dir: str | Path, plan: ExperimentPlan = ExperimentPlan(),
@@ -36,14 +37,16 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, plan: Experi
     """Run (or continue) the experiment in ``output_dir``; return the report.
 
     ``plan.systems`` restricts training/fine-tuning to some systems, so two processes can share the work
-    (e.g. one per system); the report covers every evaluation found. ``data_dir`` names data prepared
-    earlier (used as it is); without it the config's data section is prepared into ``output_dir/data``.
+    (e.g. one per system), as ``plan.jobs`` does within one command; the report covers every evaluation
+    found. ``data_dir`` names data prepared earlier (used as it is); without it the config's data section
+    is prepared into ``output_dir/data``.
     The out-of-domain test sets are decoded for ``eval.ood_draws`` draws and at most
     ``eval.ood_max_sentences`` sentences (CPU budget).
     """
     from metanmt.data import PreparedData
     from metanmt.data.prepare import prepare
     from metanmt.eval.report import write_report
+    from metanmt.side_by_side import run_side_by_side
     from metanmt.train.config import SYSTEMS, TrainConfig
 
     systems = _ordered_systems(plan.systems)
@@ -51,14 +54,13 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, plan: Experi
     config = TrainConfig.load(config_path)
     _step("1/4 prepare data")
     data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
-    data = PreparedData.load(data_dir)
-    cells = _cells(data, plan)
-    models = {}  # system -> the checkpoint fine-tuned
-    for system in systems:
-        _step(f"2/4 train {system}")
-        models[system] = _train(config, system, data_dir, out, plan.checkpoint, plan.progress)
-    _step("3/4 fine-tune and evaluate")
-    _evaluate_systems(models, out, config, data, data_dir, cells, plan)
+    cells = _cells(PreparedData.load(data_dir), plan)
+    groups = _job_groups(systems, plan.jobs)
+    if len(groups) == 1:
+        _run_systems(config, systems, out, data_dir, cells, plan)
+    else:
+        run_side_by_side({"+".join(group): (_run_systems, (config, group, out, data_dir, cells, plan))
+                          for group in groups}, out / "logs")
     _step("4/4 report")
     trained = [out / s for s in SYSTEMS if (out / s / "train_log.jsonl").is_file()]
     report = write_report(out / "eval", out / "report", train_runs=trained)
@@ -74,6 +76,35 @@ def _ordered_systems(systems: Sequence[str] | None) -> list[str]:
     if unknown:
         raise MetaNMTError(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
     return [s for s in SYSTEMS if s in (systems or SYSTEMS)]
+
+
+def _job_groups(systems: list[str], jobs: int) -> list[list[str]]:
+    """``systems`` shared among at most ``jobs`` processes; multimeta follows the multinmt it starts from."""
+    if jobs < 1:
+        raise MetaNMTError(f"jobs must be at least 1, not {jobs}")
+    units: list[list[str]] = []
+    for system in systems:
+        if system == "multimeta" and "multinmt" in systems:
+            next(unit for unit in units if "multinmt" in unit).append(system)
+        else:
+            units.append([system])
+    groups: list[list[str]] = [[] for _ in range(min(jobs, len(units)))]
+    for i, unit in enumerate(units):
+        groups[i % len(groups)] += unit
+    return groups
+
+
+def _run_systems(config, systems: list[str], out: Path, data_dir: Path, cells: list[tuple[str, int, int]],
+                 plan: ExperimentPlan) -> None:
+    """Train ``systems`` one after the other, then fine-tune and evaluate them: one process's share."""
+    from metanmt.data import PreparedData
+
+    models = {}  # system -> the checkpoint fine-tuned
+    for system in systems:
+        _step(f"2/4 train {system}")
+        models[system] = _train(config, system, data_dir, out, plan.checkpoint, plan.progress)
+    _step("3/4 fine-tune and evaluate")
+    _evaluate_systems(models, out, config, PreparedData.load(data_dir), data_dir, cells, plan)
 
 
 def _cells(data, plan: ExperimentPlan) -> list[tuple[str, int, int]]:
