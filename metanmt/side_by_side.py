@@ -1,8 +1,9 @@
 """Work shared among processes that run side by side, each with its share of the CPU threads.
 
 Small models learn more per CPU-second side by side on one thread each than one after the other on two
-threads: their matrices are too small to keep a second thread busy. The quickstart's two trainings on 2 cores
-(``benchmarks/quickstart_tuning.md``): 5 min 25 s side by side against 9 min one after the other.
+threads: their matrices are too small to keep a second thread busy. The quickstart on 2 cores
+(``benchmarks/quickstart_tuning.md``) trains its two systems in 4 min 35 s side by side against 9 min 4 s one
+after the other.
 
 Each process writes to its own log; the parent prints their lines as they come, each behind its job's name.
 """
