@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,9 @@ def run_side_by_side(jobs: Mapping[str, Job], log_dir: str | Path, threads: int 
     (default: this process's threads shared out evenly, at least one) and wait for all of them.
 
     Job ``name`` logs to ``log_dir/name.log`` (appended: a re-run keeps the earlier lines). A failed job is an
-    error naming it and its log, raised once every job has ended: the others' work is kept.
+    error naming it and its log, raised once every job has ended: the others' work is kept. Interrupted
+    (Ctrl-C, or SIGTERM to this process alone), the parent stops its jobs before it exits: none is left
+    running without it.
     """
     import torch
 
@@ -42,13 +46,36 @@ def run_side_by_side(jobs: Mapping[str, Job], log_dir: str | Path, threads: int 
     processes = {name: context.Process(target=_run_job, args=(*job, threads, logs[name]), name=name)
                  for name, job in jobs.items()}
     print(f"side by side, {threads} thread(s) each: {', '.join(jobs)} (logs in {log_dir})", flush=True)
-    for process in processes.values():
-        process.start()
-    _follow(processes, logs, starts)
+    with _stopping_on_interrupt(processes):
+        for process in processes.values():
+            process.start()
+        _follow(processes, logs, starts)
     failed = [f"{name} (exit code {p.exitcode}; its log: {logs[name]})" for name, p in processes.items()
               if p.exitcode != 0]
     if failed:
         raise MetaNMTError(f"failed: {', '.join(failed)}")
+
+
+@contextmanager
+def _stopping_on_interrupt(processes: Mapping[str, mp.process.BaseProcess]) -> Iterator[None]:
+    """SIGTERM raises here as Ctrl-C does; either way the processes are terminated (their checkpoints are
+    written atomically, so a re-run resumes from the last one) before the interruption goes on."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    main = threading.current_thread() is threading.main_thread()  # where Python lets a handler be set
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
+    try:
+        yield
+    except BaseException:
+        for process in processes.values():
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_job(function: Callable[..., Any], args: tuple, threads: int, log: Path) -> None:

@@ -3,7 +3,12 @@ its name; a failed job is an error that names it and its log, and the others' wo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +63,45 @@ def test_a_failed_job_is_an_error_naming_it_and_the_others_finish(tmp_path, capf
     assert (tmp_path / "g.out").is_file()
     assert "unknown language code 'xx'" in log.read_text()
     assert "[bad] metanmt.errors.MetaNMTError: unknown language code 'xx'" in capfd.readouterr().out
+
+
+def _jobs_of(pid: int) -> set[int]:
+    """The spawned job processes whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            spawned = b"spawn_main" in (proc / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        if parent == pid and spawned:
+            found.add(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from Linux /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_parent_stops_its_jobs(tmp_path, sig):
+    jobs = "{'a': (time.sleep, (120,)), 'b': (time.sleep, (120,))}"
+    code = ("import time\nfrom metanmt.side_by_side import run_side_by_side\n"
+            f"run_side_by_side({jobs}, {str(tmp_path)!r}, 1)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(_jobs_of(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = _jobs_of(parent.pid)
+        assert len(pids) == 2, parent.stdout.read() if parent.poll() is not None else pids
+        time.sleep(1)  # the jobs are inside time.sleep
+        parent.send_signal(sig)  # to the parent alone, as `kill PID` does
+        assert parent.wait(timeout=30) != 0
+        time.sleep(0.5)
+        left = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+        assert not left, f"jobs {left} left running without their parent"
+    finally:  # a failed check leaves nothing behind either
+        parent.kill()
+        parent.wait()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
