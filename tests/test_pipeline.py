@@ -172,15 +172,16 @@ def test_systems_side_by_side_give_the_numbers_of_each_alone(tiny_config, tiny_d
     assert {t["lang"] for t in report["tables"]} == {"fi"}
 
 
-def test_jobs_keep_multimeta_behind_multinmt():
-    from metanmt.train.pipeline import _job_groups
+def test_jobs_keep_multimeta_behind_multinmt(tiny_config, tmp_path):
+    from metanmt.train.pipeline import ExperimentPlan, _job_groups, run_experiment
 
     assert _job_groups(["metanmt", "multinmt", "multimeta"], 2) == [["metanmt"], ["multinmt", "multimeta"]]
     assert _job_groups(["metanmt", "multinmt", "multimeta"], 5) == [["metanmt"], ["multinmt", "multimeta"]]
     assert _job_groups(["metanmt", "multinmt", "multimeta"], 1) == [["metanmt", "multinmt", "multimeta"]]
     assert _job_groups(["metanmt", "multimeta"], 2) == [["metanmt"], ["multimeta"]]  # multinmt trained before
     with pytest.raises(MetaNMTError, match="jobs must be at least 1, not 0"):
-        _job_groups(["metanmt"], 0)
+        run_experiment(tiny_config, tmp_path / "run", ExperimentPlan(jobs=0))
+    assert not (tmp_path / "run").exists()  # refused before anything is prepared or written
 
 
 def test_fine_tunes_of_a_run_extended_since_are_refused(tiny_config, tiny_data, tmp_path):

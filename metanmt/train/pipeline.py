@@ -50,12 +50,12 @@ def run_experiment(config_path: str | Path, output_dir: str | Path, plan: Experi
     from metanmt.train.config import SYSTEMS, TrainConfig
 
     systems = _ordered_systems(plan.systems)
+    groups = _job_groups(systems, plan.jobs)
     out = Path(output_dir)
     config = TrainConfig.load(config_path)
     _step("1/4 prepare data")
     data_dir = Path(data_dir) if data_dir else prepare(config_path, data_root, out / "data")
     cells = _cells(PreparedData.load(data_dir), plan)
-    groups = _job_groups(systems, plan.jobs)
     if len(groups) == 1:
         _run_systems(config, systems, out, data_dir, cells, plan)
     else:
