@@ -83,7 +83,9 @@ def _jobs_of(pid: int) -> set[int]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_parent_stops_its_jobs(tmp_path, sig):
     jobs = "{'a': (time.sleep, (120,)), 'b': (time.sleep, (120,))}"
-    code = ("import time\nfrom metanmt.side_by_side import run_side_by_side\n"
+    code = ("import signal, time\nfrom metanmt.side_by_side import run_side_by_side\n"
+            # Ctrl-C as on a terminal: a shell starts background jobs (CI under nohup) with SIGINT ignored
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             f"run_side_by_side({jobs}, {str(tmp_path)!r}, 1)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     pids: set[int] = set()
