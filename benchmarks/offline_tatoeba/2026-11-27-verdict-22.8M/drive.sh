@@ -27,18 +27,6 @@ for pair in "meta metanmt" "multi multinmt"; do
   done > "$OUT/$1.log" 2>&1 &
 done
 wait
-# the report over both systems' training-language results and the held-out cells both have (paired)
-rm -rf "$OUT/eval_all"
-for pair in "meta metanmt" "multi multinmt"; do
-  set -- $pair
-  (cd "$OUT/$1/eval" && find "$2" -name "train_dev*" -o -name finetune_lr.json) | while read -r f; do
-    mkdir -p "$OUT/eval_all/$(dirname "$f")" && cp "$OUT/$1/eval/$f" "$OUT/eval_all/$f"; done
-done
-(cd "$OUT/meta/eval/metanmt" && find . -name "*_test.json") | while read -r f; do
-  [ -f "$OUT/multi/eval/multinmt/$f" ] || continue
-  for pair in "meta metanmt" "multi multinmt"; do
-    set -- $pair
-    mkdir -p "$OUT/eval_all/$2/$(dirname "$f")" && cp "$OUT/$1/eval/$2/${f%.json}".* "$OUT/eval_all/$2/$(dirname "$f")/"
-  done
-done
+mkdir -p "$OUT/eval_all"
+cp -r "$OUT/meta/eval/metanmt" "$OUT/multi/eval/multinmt" "$OUT/eval_all/"
 metanmt report --runs "$OUT/eval_all" --output-dir "$OUT/report" --train-runs "$OUT/meta/metanmt" "$OUT/multi/multinmt"
