@@ -3,10 +3,13 @@ versions or two systems on the same config and prepared data.
 
     python benchmarks/step_speed.py --config CFG --data DATA --system metanmt --steps 100
     python benchmarks/step_speed.py ... --profile 25      # and where the time goes (cProfile, costliest 25)
+    python benchmarks/step_speed.py ... --ab              # old vs new step in one process (step_ab.py)
     cd /tmp && PYTHONPATH=OTHER_CHECKOUT python /path/to/benchmarks/step_speed.py ...   # another version
 
 Run from outside a checkout when PYTHONPATH picks the version (the working directory would shadow it);
-interleave rounds of the versions so that load from other jobs hits both alike.
+interleave rounds of the versions so that load from other jobs hits both alike. This VM's speed (per wall
+and per CPU-second alike) varies by up to 20% from one minute to the next and between its two cores: for a
+change of a few percent, ``--ab`` compares the old and new step in one process.
 """
 
 from __future__ import annotations
@@ -34,20 +37,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="timed steps, after 10 untimed ones")
     parser.add_argument("--profile", type=int, metavar="N",
                         help="also profile the timed steps (cProfile) and print the N costliest functions")
+    parser.add_argument("--ab", action="store_true",
+                        help="instead, the old and new step in one process, alternating (step_ab.py)")
+    parser.add_argument("--rounds", type=int, default=20, help="--ab: blocks of each version")
+    parser.add_argument("--block", type=int, default=10, help="--ab: steps per block")
     args = parser.parse_args()
     restart_with_allocator()  # as the metanmt command does: tcmalloc where installed (METANMT_ALLOCATOR)
+    if args.ab:
+        from step_ab import compare
+
+        compare(args.config, args.data, args.system, args.rounds, args.block)
+        return
     with tempfile.TemporaryDirectory() as out:
         run = _Run.start(TrainConfig.load(args.config), args.data, Path(out) / args.system, args.system)
         for _ in range(10):
             run.train_step()
         profile = cProfile.Profile() if args.profile else None
-        start, tokens = time.perf_counter(), 0
+        start, cpu, tokens = time.perf_counter(), time.process_time(), 0
         with profile or contextlib.nullcontext():
             for _ in range(args.steps):
                 tokens += run.train_step()[1]
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     print(f"{args.system} ({Path(metanmt.__file__).parent}, {allocator_in_use()} allocator): "
-          f"{tokens / seconds:.0f} target tokens/s over {args.steps} steps")
+          f"{tokens / seconds:.0f} target tokens/s over {args.steps} steps, "
+          f"{tokens / cpu_seconds:.0f} per CPU-second")
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
 

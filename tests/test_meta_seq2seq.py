@@ -56,6 +56,32 @@ def test_embedding_and_encoder_adaptation_keeps_decoder_fixed():
     assert torch.equal(module.lm_head.weight, adapted.params["model.shared.weight"])
 
 
+def test_adapted_forward_swaps_tied_weights_under_every_name_and_own_tensors_not_at_all():
+    """The learner's cheaper swap (``tensors_to_swap`` + ``tie_weights=False``) runs the model exactly as
+    ``functional_call`` with ``tie_weights=True`` does: the adapted shared embedding also in the encoder,
+    decoder and output projection; the module's own tensors are left where they are."""
+    from torch.func import functional_call
+
+    from metanmt.meta.params import tensors_to_swap
+
+    torch.manual_seed(0)
+    model = build_model("tiny", vocab_size=50, dropout=0.0)
+    learner = MetaLearner(model, seq2seq_loss, MetaConfig(inner_steps=1, inner_lr=0.5,
+                                                          fast_params=("model.shared.*", "model.decoder.*")))
+    adapted = learner.adapt(toy_episode(4).support)
+    own = dict(model.named_parameters())
+    swap = tensors_to_swap(model, adapted.params, dict(model.named_buffers()))
+    tied = {"model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
+            "lm_head.weight"}
+    assert tied <= set(swap) and all(swap[n] is adapted.params["model.shared.weight"] for n in tied)
+    assert not any(n.startswith("model.encoder.layers") for n in swap)  # not adapted: the module's own
+    assert tensors_to_swap(model, own, dict(model.named_buffers())) == {}
+    batch = toy_episode(5).query
+    expected = functional_call(model, (adapted.params, dict(model.named_buffers())), (), batch).loss
+    assert torch.equal(adapted(**batch).loss, expected)
+    assert not torch.equal(model(**batch).loss, expected)
+
+
 def test_marian_cannot_be_batched_and_says_so():
     """The HF transformer has data-dependent control flow: its tasks run one by one ("auto" on any device);
     asking for batched tasks is a clear error."""

@@ -3,6 +3,7 @@ differentiate through the update (``create_graph=True``) and FOMAML/Reptile can 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -62,21 +63,23 @@ def _foreach_applies(grads: Sequence[torch.Tensor | None], lrs: Sequence[torch.T
 
 def _foreach_adam(params: Tensors, grads: Tensors, lr: float, m: list, v: list, b1: float, b2: float, t: int,
                   eps: float) -> Tensors:
-    """The update of ``adam_update`` with the moments in place through ``torch._foreach_*`` (no graph)."""
+    """The update of ``adam_update`` with the moments in place through ``torch._foreach_*`` (no graph but
+    the identity path from ``params``). sqrt(v / c + eps^2) = sqrt(v + c eps^2) / sqrt(c), c = 1 - b2^t,
+    saves a pass over the tensors: seven at the first step, the last with the graph."""
+    c = 1 - b2**t
     with torch.no_grad():
         if m[0] is None:
             m[:] = torch._foreach_mul(grads, 1 - b1)
-            v[:] = torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - b2)
+            v[:] = torch._foreach_mul(grads, grads)
+            torch._foreach_mul_(v, 1 - b2)
         else:
             torch._foreach_lerp_(m, grads, 1 - b1)
             torch._foreach_mul_(v, b2)
             torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-        denom = torch._foreach_div(v, 1 - b2**t)
-        torch._foreach_add_(denom, eps * eps)
+        denom = torch._foreach_add(v, c * eps * eps)
         torch._foreach_sqrt_(denom)
-        steps = torch._foreach_div(m, denom)
-        torch._foreach_mul_(steps, lr / (1 - b1**t))
-    return [p - s for p, s in zip(params, steps)]
+        steps = torch._foreach_div(m, denom)  # apart: a graph through addcdiv would keep m, updated in place
+    return list(torch._foreach_sub(params, steps, alpha=lr * math.sqrt(c) / (1 - b1**t)))
 
 
 def make_sgd_update(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Update:

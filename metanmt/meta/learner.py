@@ -25,7 +25,7 @@ from metanmt.meta.batched import TaskGroup, batching_pays, group_episodes, per_t
 from metanmt.meta.episode import Episode, move_batch
 from metanmt.meta.inner_optim import get_inner_update
 from metanmt.meta.micro import BatchWeight, first_tensor, rows, split_batch
-from metanmt.meta.params import check_names, select_fast_names
+from metanmt.meta.params import check_names, select_fast_names, tensors_to_swap
 
 LossFn = Callable[[Callable[..., Any], Any], torch.Tensor]
 ALGORITHMS = ("maml", "fomaml", "reptile")
@@ -575,11 +575,12 @@ class MetaLearner(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     def _forward(self, fast: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> Callable[..., Any]:
-        params = {**self._base_params(), **fast}
-        return lambda *args, **kwargs: self._call(params, buffers, args, kwargs)
+        return lambda *args, **kwargs: self._call(fast, buffers, args, kwargs)
 
     def _call(self, params, buffers, args, kwargs):
-        return functional_call(self.model, (params, buffers), args, kwargs)
+        """The model run with ``params`` and ``buffers`` (the module's own where a name is missing)."""
+        swap = tensors_to_swap(self.model, params, buffers)
+        return functional_call(self.model, swap, args, kwargs, tie_weights=False)
 
     def _support_statistics(self, params, buffers, support) -> dict[str, torch.Tensor]:
         """BatchNorm running statistics recomputed exactly from the support set (non-transductive eval)."""

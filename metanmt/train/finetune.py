@@ -25,6 +25,7 @@ from metanmt.models.device import autocast, pick_device
 from metanmt.models.seq2seq import PARAM_GROUPS
 from metanmt.tasks.translation import batches_by_tokens, target_tokens
 from metanmt.train.config import FinetuneSection
+from metanmt.train.steps import make_adam
 
 
 @dataclass
@@ -165,7 +166,7 @@ class _Update:
               warmup_steps: int = 0) -> _Update:
         amp = autocast(device, mixed_precision)  # refuses fp16 off CUDA before anything changes
         trainable = set_trainable(model, cfg.params)
-        optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+        optimizer = make_adam(trainable, cfg.lr)
         warmup = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                    lambda s: min(1.0, (s + 1) / max(warmup_steps, 1)))
         return cls(model, trainable, optimizer, amp,
