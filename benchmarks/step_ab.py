@@ -70,11 +70,14 @@ def _with_old_adam(update, *args):
         inner_optim._foreach_adam = new
 
 
-def compare(config: str, data: str, system: str, rounds: int, block: int) -> None:
-    """Print the old and new step's target tokens per CPU-second and their ratio."""
+def compare(config: str, data: str, system: str, rounds: int, block: int, against: str | None = None) -> None:
+    """Print the old and new step's target tokens per CPU-second and their ratio; with ``against``, the
+    steps of that config ("old") and of ``config`` ("new"), both with this code."""
     with tempfile.TemporaryDirectory() as out:
-        runs = {v: _Run.start(TrainConfig.load(config), data, Path(out) / v, system) for v in ("old", "new")}
-        make_old(runs["old"])
+        configs = {"old": against or config, "new": config}
+        runs = {v: _Run.start(TrainConfig.load(c), data, Path(out) / v, system) for v, c in configs.items()}
+        if against is None:
+            make_old(runs["old"])
         for run in runs.values():
             for _ in range(5):
                 run.train_step()
@@ -87,5 +90,5 @@ def compare(config: str, data: str, system: str, rounds: int, block: int) -> Non
                 totals[version][1] += time.process_time() - start
     rates = {v: tokens / seconds for v, (tokens, seconds) in totals.items()}
     for version, rate in rates.items():
-        print(f"{system} {version}: {rate:.0f} target tokens per CPU-second")
+        print(f"{system} {version} ({configs[version]}): {rate:.0f} target tokens per CPU-second")
     print(f"{system} new / old: {rates['new'] / rates['old']:.3f}")

@@ -4,6 +4,7 @@ versions or two systems on the same config and prepared data.
     python benchmarks/step_speed.py --config CFG --data DATA --system metanmt --steps 100
     python benchmarks/step_speed.py ... --profile 25      # and where the time goes (cProfile, costliest 25)
     python benchmarks/step_speed.py ... --ab              # old vs new step in one process (step_ab.py)
+    python benchmarks/step_speed.py ... --ab --against OTHER_CFG    # two configs' steps in one process
     cd /tmp && PYTHONPATH=OTHER_CHECKOUT python /path/to/benchmarks/step_speed.py ...   # another version
 
 Run from outside a checkout when PYTHONPATH picks the version (the working directory would shadow it);
@@ -39,6 +40,8 @@ def main() -> None:
                         help="also profile the timed steps (cProfile) and print the N costliest functions")
     parser.add_argument("--ab", action="store_true",
                         help="instead, the old and new step in one process, alternating (step_ab.py)")
+    parser.add_argument("--against", metavar="CONFIG",
+                        help="--ab: instead of the old code, this config's step with this code")
     parser.add_argument("--rounds", type=int, default=20, help="--ab: blocks of each version")
     parser.add_argument("--block", type=int, default=10, help="--ab: steps per block")
     args = parser.parse_args()
@@ -46,7 +49,7 @@ def main() -> None:
     if args.ab:
         from step_ab import compare
 
-        compare(args.config, args.data, args.system, args.rounds, args.block)
+        compare(args.config, args.data, args.system, args.rounds, args.block, args.against)
         return
     with tempfile.TemporaryDirectory() as out:
         run = _Run.start(TrainConfig.load(args.config), args.data, Path(out) / args.system, args.system)
