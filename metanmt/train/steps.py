@@ -131,8 +131,8 @@ STEPS: dict[str, type[SystemStep]] = {"metanmt": MetaNMTStep, "multinmt": MultiN
 def make_adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999)
               ) -> torch.optim.Adam:
     """Adam with the fused kernel (one pass over each tensor instead of ~10 ops): on CPU a step of the tiny
-    preset takes 0.9 ms instead of 4.8 (benchmarks/quickstart_tuning.md); every device this toolkit runs on
-    (CPU, CUDA, MPS) has it. A resumed run keeps the kernel its checkpoint was saved with."""
+    preset takes ~1.3 ms instead of ~4.4 (benchmarks/adam_step.py); every device this toolkit runs on (CPU,
+    CUDA, MPS) has it. A resumed run keeps the kernel its checkpoint was saved with."""
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
 
