@@ -2,6 +2,7 @@
 
     python benchmarks/episode_padding.py --data runs/ots2/data --langs es pl sl de el --budget 375
     python benchmarks/episode_padding.py --data runs/quickstart/data --budget 400 --episodes 300
+    python benchmarks/episode_padding.py --data runs/quickstart/data --budget 133 --query 667 --episodes 300
     PYTHONPATH=OTHER_CHECKOUT python benchmarks/episode_padding.py ...   # another version of metanmt
 
 Numbers of 2026-11-26 (`benchmarks/rss.md`): at e8cb5b3 (episode windows cut from a ring sorted once) the
@@ -27,13 +28,14 @@ from metanmt.data import PreparedData
 from metanmt.tasks.translation import IGNORE_INDEX, TranslationTask, batches_by_tokens
 
 
-def padding(task: TranslationTask, budget: int, episodes: int, seed: int) -> tuple[float, float, int, int]:
+def padding(task: TranslationTask, budget: int, query: int, episodes: int, seed: int
+            ) -> tuple[float, float, int, int]:
     """(worst, mean) padded / real label positions over the support and query batches of ``episodes``, and
     the padded source + label positions and real target tokens they hold."""
     rng = np.random.default_rng(seed)
     worst, padded, real, positions = 0.0, 0, 0, 0
     for _ in range(episodes):
-        episode = task.episode(rng, budget, budget)
+        episode = task.episode(rng, budget, query)
         for batch in (episode.support, episode.query):
             n = int((batch["labels"] != IGNORE_INDEX).sum())  # not target_tokens: older versions lack it
             worst = max(worst, batch["labels"].numel() / n)
@@ -56,21 +58,24 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a directory written by `metanmt prepare`")
     parser.add_argument("--langs", nargs="+", help="training languages (default: all)")
-    parser.add_argument("--budget", type=int, default=375, help="target tokens per support and query batch")
+    parser.add_argument("--budget", type=int, default=375,
+                        help="target tokens per support batch (and query batch, without --query)")
+    parser.add_argument("--query", type=int, help="target tokens per query batch, if not --budget")
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2)
     args = parser.parse_args()
     data = PreparedData.load(args.data)
+    query = args.query or args.budget
     meta, multi = np.zeros(2), np.zeros(2)  # (positions, target tokens)
     for lang in args.langs or data.train_langs:
         pairs = data.pairs(lang, "train")
-        worst, mean, positions, real = padding(TranslationTask(lang, pairs), args.budget, args.episodes,
-                                               args.seed)
+        worst, mean, positions, real = padding(TranslationTask(lang, pairs), args.budget, query,
+                                               args.episodes, args.seed)
         meta += (positions, real)
-        multi += multinmt_positions(pairs, 2 * args.budget, args.seed)  # MultiNMT: one meta-step's budget
+        multi += multinmt_positions(pairs, args.budget + query, args.seed)  # MultiNMT: one meta-step's budget
         print(f"{lang}: worst {worst:.2f}x, mean {mean:.3f}x")
     print(f"source + label positions per target token: episodes {meta[0] / meta[1]:.2f}, "
-          f"MultiNMT batches of {2 * args.budget} padded tokens {multi[0] / multi[1]:.2f}")
+          f"MultiNMT batches of {args.budget + query} padded tokens {multi[0] / multi[1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ the two runs:
         --system metanmt --ab [--rounds 20 --block 10]
 
 Both runs start from the same seed and draw the same episodes; their numbers differ only in rounding.
+``--compare NAME=CONFIG:SYSTEM ...`` times any steps of this code side by side the same way, e.g. issue 8's
+MetaNMT / MultiNMT ratio on a config:
+
+    OMP_NUM_THREADS=1 python benchmarks/step_speed.py --data DATA --compare \
+        multi=metanmt/configs/demo.yaml:multinmt meta=metanmt/configs/demo.yaml:metanmt
 """
 
 from __future__ import annotations
@@ -73,22 +78,33 @@ def _with_old_adam(update, *args):
 def compare(config: str, data: str, system: str, rounds: int, block: int, against: str | None = None) -> None:
     """Print the old and new step's target tokens per CPU-second and their ratio; with ``against``, the
     steps of that config ("old") and of ``config`` ("new"), both with this code."""
+    versions = {"old": (against or config, system), "new": (config, system)}
+    measure(versions, data, rounds, block, patch=None if against else "old")
+
+
+def measure(versions: dict[str, tuple[str, str]], data: str, rounds: int, block: int,
+            patch: str | None = None) -> None:
+    """Print each named (config, system) step's target tokens per CPU-second and per second, in one process,
+    blocks of ``block`` steps taken in turn, and their ratios to the first; ``patch``: the version given the
+    old code (:func:`make_old`)."""
     with tempfile.TemporaryDirectory() as out:
-        configs = {"old": against or config, "new": config}
-        runs = {v: _Run.start(TrainConfig.load(c), data, Path(out) / v, system) for v, c in configs.items()}
-        if against is None:
-            make_old(runs["old"])
+        runs = {v: _Run.start(TrainConfig.load(c), data, Path(out) / v, s) for v, (c, s) in versions.items()}
+        if patch is not None:
+            make_old(runs[patch])
         for run in runs.values():
             for _ in range(5):
                 run.train_step()
-        totals = {v: [0, 0.0] for v in runs}
+        totals = {v: [0, 0.0, 0.0] for v in runs}
         for _ in range(rounds):
             for version, run in runs.items():
-                start = time.process_time()
+                cpu, wall = time.process_time(), time.perf_counter()
                 for _ in range(block):
                     totals[version][0] += run.train_step()[1]
-                totals[version][1] += time.process_time() - start
-    rates = {v: tokens / seconds for v, (tokens, seconds) in totals.items()}
-    for version, rate in rates.items():
-        print(f"{system} {version} ({configs[version]}): {rate:.0f} target tokens per CPU-second")
-    print(f"{system} new / old: {rates['new'] / rates['old']:.3f}")
+                totals[version][1] += time.process_time() - cpu
+                totals[version][2] += time.perf_counter() - wall
+    first = totals[next(iter(totals))]
+    for version, (tokens, cpu, wall) in totals.items():
+        config, system = versions[version]
+        print(f"{version} ({system}, {config}): {tokens / cpu:.0f} target tokens per CPU-second "
+              f"({tokens / cpu / (first[0] / first[1]):.3f}x the first), {tokens / wall:.0f} per second "
+              f"({tokens / wall / (first[0] / first[2]):.3f}x)")

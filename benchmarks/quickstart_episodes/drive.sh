@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sixteenth sitting: the quickstart's MetaNMT episodes, 400/400 with inner Adam 1e-3 (shipped until then) vs the
-# offline config's shape, 133/667 with 2e-4, three training seeds each, one thread per process, on the prepared
+# offline config's shape, 133/667 with 2e-4; seventeenth: 133/667 with the inner loop on the transformer layers
+# only (fast_params, the tied embedding outside). Three training seeds each, one thread per process, on the prepared
 # demo data (`metanmt prepare --config metanmt/configs/demo.yaml`, or a quickstart's OUT/data: the same files).
 # MultiNMT does not depend on the episode settings: each 133/667 report pairs its MetaNMT with the same seed's
 # MultiNMT. (The sitting took seed 1 of the old setting from the fresh-clone quickstart at 31b8ae8: the same
@@ -14,15 +15,19 @@ for s in 1 2 3; do
   metanmt experiment --config $C/shipped_seed$s.yaml --data $D --output-dir $W/shipped_seed$s --jobs 2 \
     --systems metanmt multinmt --no-progress > $W/shipped_seed$s.log 2>&1
 done
-meta_only() {
-  metanmt experiment --config $C/s133_seed$1.yaml --data $D --output-dir $W/s133_seed$1 --systems metanmt \
-    --no-progress > $W/s133_seed$1.log 2>&1
+meta_only() {  # SETTING SEED: MetaNMT alone (MultiNMT does not depend on its settings)
+  metanmt experiment --config $C/$1_seed$2.yaml --data $D --output-dir $W/$1_seed$2 --systems metanmt \
+    --no-progress > $W/$1_seed$2.log 2>&1
 }
-meta_only 1 & meta_only 2 & wait
-meta_only 3
-for s in 1 2 3; do
-  rm -rf $W/s133_pair$s && mkdir -p $W/s133_pair$s/eval
-  cp -r $W/s133_seed$s/eval/metanmt $W/shipped_seed$s/eval/multinmt $W/s133_pair$s/eval/
-  metanmt report --runs $W/s133_pair$s/eval --output-dir $W/s133_pair$s/report \
-    --train-runs $W/s133_seed$s/metanmt $W/shipped_seed$s/multinmt > $W/s133_pair$s.log 2>&1
+pair() {  # SETTING SEED: its MetaNMT and the same seed's MultiNMT in one report
+  rm -rf $W/$1_pair$2 && mkdir -p $W/$1_pair$2/eval
+  cp -r $W/$1_seed$2/eval/metanmt $W/shipped_seed$2/eval/multinmt $W/$1_pair$2/eval/
+  metanmt report --runs $W/$1_pair$2/eval --output-dir $W/$1_pair$2/report \
+    --train-runs $W/$1_seed$2/metanmt $W/shipped_seed$2/multinmt > $W/$1_pair$2.log 2>&1
+}
+# seventeenth sitting: "layers" = 133/667 with the tied embedding outside the inner loop (fast_params)
+for setting in s133 layers; do
+  meta_only $setting 1 & meta_only $setting 2 & wait
+  meta_only $setting 3
+  for s in 1 2 3; do pair $setting $s; done
 done
