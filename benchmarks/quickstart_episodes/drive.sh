@@ -25,8 +25,9 @@ pair() {  # SETTING SEED: its MetaNMT and the same seed's MultiNMT in one report
   metanmt report --runs $W/$1_pair$2/eval --output-dir $W/$1_pair$2/report \
     --train-runs $W/$1_seed$2/metanmt $W/shipped_seed$2/multinmt > $W/$1_pair$2.log 2>&1
 }
-# seventeenth sitting: "layers" = 133/667 with the tied embedding outside the inner loop (fast_params)
-for setting in s133 layers; do
+# seventeenth sitting: "layers" = 133/667 with the tied embedding outside the inner loop (fast_params), "decoder"
+# = the decoder layers only
+for setting in s133 layers decoder; do
   meta_only $setting 1 & meta_only $setting 2 & wait
   meta_only $setting 3
   for s in 1 2 3; do pair $setting $s; done
