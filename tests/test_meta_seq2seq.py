@@ -90,3 +90,31 @@ def test_marian_cannot_be_batched_and_says_so():
     learner = MetaLearner(model, seq2seq_loss, MetaConfig(inner_steps=1, inner_lr=0.5, batch_tasks=True))
     with pytest.raises(MetaNMTError, match="cannot run its tasks together under torch.func.vmap"):
         learner.accumulate_meta_gradients([toy_episode(1), toy_episode(2)])
+
+
+def test_fomaml_with_the_tied_embedding_outside_the_inner_loop_matches_a_hand_computed_step():
+    """The quickstart's setting (``fast_params`` on the layers, inner Adam): the inner step moves the layers
+    only, and the meta-gradient is the query gradient at the adapted weights for every weight, the tied
+    embedding's (used by encoder, decoder and output projection) included."""
+    import copy
+
+    torch.manual_seed(0)
+    model = build_model("tiny", vocab_size=50, dropout=0.0).double()
+    episode = toy_episode(6)
+    config = MetaConfig(algorithm="fomaml", inner_steps=1, inner_lr=0.01, inner_optimizer="adam",
+                        fast_params=("model.*.layers.*",))
+    MetaLearner(model, seq2seq_loss, config).accumulate_meta_gradients([episode])
+
+    reference = copy.deepcopy(model)
+    reference.zero_grad(set_to_none=True)
+    layers = {n: p for n, p in reference.named_parameters() if ".layers." in n}
+    grads = torch.autograd.grad(reference(**episode.support).loss, list(layers.values()))
+    with torch.no_grad():  # Adam's first step: lr * g / sqrt(g^2 + eps^2) (metanmt.meta.inner_optim)
+        for p, g in zip(layers.values(), grads):
+            p -= 0.01 * g / torch.sqrt(g * g + 1e-16)
+    reference(**episode.query).loss.backward()
+    got, want = dict(model.named_parameters()), dict(reference.named_parameters())
+    assert "model.shared.weight" in got and got["model.shared.weight"].grad.norm() > 0
+    for name, p in got.items():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, want[name].grad, rtol=1e-9, atol=1e-12, msg=name)
