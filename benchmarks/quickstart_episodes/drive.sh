@@ -26,8 +26,8 @@ pair() {  # SETTING SEED: its MetaNMT and the same seed's MultiNMT in one report
     --train-runs $W/$1_seed$2/metanmt $W/shipped_seed$2/multinmt > $W/$1_pair$2.log 2>&1
 }
 # seventeenth sitting: "layers" = 133/667 with the tied embedding outside the inner loop (fast_params), "decoder"
-# = the decoder layers only
-for setting in s133 layers decoder; do
+# = the decoder layers only, "lr5e-4" = layers with inner Adam 5e-4 (shipped)
+for setting in s133 layers decoder lr5e-4; do
   meta_only $setting 1 & meta_only $setting 2 & wait
   meta_only $setting 3
   for s in 1 2 3; do pair $setting $s; done
