@@ -66,16 +66,18 @@ def main() -> None:
     args = parser.parse_args()
     data = PreparedData.load(args.data)
     query = args.query or args.budget
-    meta, multi = np.zeros(2), np.zeros(2)  # (positions, target tokens)
+    meta, multi, floor = np.zeros(2), np.zeros(2), np.zeros(2)  # (positions, target tokens)
     for lang in args.langs or data.train_langs:
         pairs = data.pairs(lang, "train")
         worst, mean, positions, real = padding(TranslationTask(lang, pairs), args.budget, query,
                                                args.episodes, args.seed)
         meta += (positions, real)
         multi += multinmt_positions(pairs, args.budget + query, args.seed)  # MultiNMT: one meta-step's budget
+        floor += (pairs.src_lengths.sum() + pairs.tgt_lengths.sum(), pairs.tgt_lengths.sum())  # no padding
         print(f"{lang}: worst {worst:.2f}x, mean {mean:.3f}x")
     print(f"source + label positions per target token: episodes {meta[0] / meta[1]:.2f}, "
-          f"MultiNMT batches of {args.budget + query} padded tokens {multi[0] / multi[1]:.2f}")
+          f"MultiNMT batches of {args.budget + query} padded tokens {multi[0] / multi[1]:.2f}, "
+          f"unpadded {floor[0] / floor[1]:.2f}")
 
 
 if __name__ == "__main__":
