@@ -33,11 +33,12 @@ from metanmt.meta import Episode, MetaConfig, MetaLearner
 METHODS = ("plain", "fomaml", "maml")
 
 
-def omniglot_workload():
+def omniglot_workload(pool: str = "stride", channels_last: str | bool = "auto"):
     from metanmt.models.conv4 import Conv4
 
     torch.manual_seed(0)
-    model = Conv4(in_channels=1, hidden=64, image_size=28, pool="stride", num_classes=5)
+    model = Conv4(in_channels=1, hidden=64, image_size=28, pool=pool, num_classes=5,
+                  channels_last=channels_last)
     ways, shots, queries, meta_batch = 5, 1, 15, 32
 
     def episode():

@@ -7,7 +7,13 @@ per class, meta-batch 32, one inner SGD step (lr 0.4); FOMAML and MAML. Three pa
 - ``vmap``: ``batch_tasks=True`` with the model's ``forward_tasks`` hidden: torch.func.vmap's own rules;
 - ``grouped``: ``batch_tasks=True`` through ``Conv4.forward_tasks`` (grouped convolutions);
 - ``learn2learn``: ``learn2learn.algorithms.MAML`` on the same model and episodes, one task after another
-  (where learn2learn is installed: ``../shared/peers/setup_peers.sh`` builds a venv with it).
+  (where learn2learn is installed: ``../shared/peers/setup_peers.sh`` builds a venv with it);
+- ``one_by_one_nchw``, ``learn2learn_nchw``: the same with the Conv-4's activations in the default
+  (channels-first) layout instead of channels-last on the CPU (``Conv4(channels_last=False)``): how a peer's
+  own Conv-4 runs.
+
+``--pool max`` takes the max-pooling Conv-4 (ProtoNets; MAML on Mini-ImageNet; the episode of
+``../shared/peers/bench_maml_peers.py``) instead of Finn's strided one; ``--paths`` runs some paths only.
 
 Each (method, path) runs in its own process; they are interleaved over rounds and each keeps its fastest
 round, so load from other jobs hits all alike.
@@ -34,7 +40,7 @@ import torch
 from metanmt.meta import MetaConfig, MetaLearner
 
 METHODS = ("fomaml", "maml")
-PATHS = ("one_by_one", "vmap", "grouped", "learn2learn")
+PATHS = ("one_by_one", "vmap", "grouped", "learn2learn", "one_by_one_nchw", "learn2learn_nchw")
 
 
 def to_device(episodes: list, device: str) -> list:
@@ -42,11 +48,14 @@ def to_device(episodes: list, device: str) -> list:
                                 query=tuple(t.to(device) for t in e.query)) for e in episodes]
 
 
-def run_one(method: str, path: str, steps: int, warmup: int, device: str = "cpu") -> dict:
+def run_one(method: str, path: str, steps: int, warmup: int, device: str = "cpu", pool: str = "stride"
+            ) -> dict:
     from meta_step import omniglot_workload  # beside this file
 
-    model, loss_fn, episodes, _, config, _ = omniglot_workload()
+    layout = False if path.endswith("_nchw") else "auto"
+    model, loss_fn, episodes, _, config, _ = omniglot_workload(pool, layout)
     model, episodes = model.to(device), to_device(episodes, device)
+    path = path.removesuffix("_nchw")
     if path == "vmap":
         model.forward_tasks = None  # hidden: vmap batches the model with its per-operator rules
     if path == "learn2learn":
@@ -65,8 +74,9 @@ def run_one(method: str, path: str, steps: int, warmup: int, device: str = "cpu"
         if i >= warmup:
             times.append(time.perf_counter() - start)
     assert path == "learn2learn" or learner._batchable is (None if path == "one_by_one" else True)
-    return {"method": method, "path": path, "ms_per_step": round(1000 * statistics.median(times), 1),
-            "steps": steps, "threads": torch.get_num_threads(), "device": device}
+    return {"method": method, "path": path + ("_nchw" if layout is False else ""), "pool": pool,
+            "ms_per_step": round(1000 * statistics.median(times), 1), "steps": steps,
+            "threads": torch.get_num_threads(), "device": device}
 
 
 def learn2learn_step(model, loss_fn, episodes: list, method: str, inner_lr: float):
@@ -89,11 +99,19 @@ def learn2learn_step(model, loss_fn, episodes: list, method: str, inner_lr: floa
 
 def installed(path: str) -> bool:
     """Whether a path can run here (learn2learn is an optional peer)."""
-    if path != "learn2learn":
+    if not path.startswith("learn2learn"):
         return True
     import importlib.util
 
     return importlib.util.find_spec("learn2learn") is not None
+
+
+def cpu_name() -> str:
+    """The CPU's model name where Linux tells it (the speed of a layout or precision depends on it)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -104,18 +122,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the fastest is kept")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of each process")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (model and episodes moved there)")
+    parser.add_argument("--pool", default="stride", choices=("stride", "max"),
+                        help="the Conv-4's downsampling")
+    parser.add_argument("--paths", nargs="+", default=PATHS, choices=PATHS, metavar="PATH",
+                        help=f"paths to run (one_by_one is always run: the ratios are to it); of {PATHS}")
     parser.add_argument("--output", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         torch.set_num_threads(args.threads)
-        print(json.dumps(run_one(*args.one, steps=args.steps, warmup=args.warmup, device=args.device)))
+        print(json.dumps(run_one(*args.one, steps=args.steps, warmup=args.warmup, device=args.device,
+                                 pool=args.pool)))
         return
-    runs: dict[tuple[str, str], list[dict]] = {(m, p): [] for m in METHODS for p in PATHS if installed(p)}
+    paths = ["one_by_one", *(p for p in args.paths if p != "one_by_one" and installed(p))]
+    runs: dict[tuple[str, str], list[dict]] = {(m, p): [] for m in METHODS for p in paths}
     for _ in range(args.rounds):
         for key, done in runs.items():
             cmd = [sys.executable, __file__, "--one", *key, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--threads", str(args.threads), "--device", args.device]
+                   "--warmup", str(args.warmup), "--threads", str(args.threads), "--device", args.device,
+                   "--pool", args.pool]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             done.append(json.loads(out.splitlines()[-1]))
     rows = []
@@ -125,9 +150,9 @@ def main() -> None:
         row["over_one_by_one"] = round(row["ms_per_step"] / min(r["ms_per_step"]
                                                                 for r in runs[(method, "one_by_one")]), 3)
         rows.append(row)
-        print(f"{method:7s} {path:10s} {row['ms_per_step']:8.1f} ms/step  x{row['over_one_by_one']:.2f}",
+        print(f"{method:7s} {path:16s} {row['ms_per_step']:8.1f} ms/step  x{row['over_one_by_one']:.2f}",
               flush=True)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
                "torch": torch.__version__, "python": platform.python_version(),
                "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
                "load_average_1m_at_end": round(os.getloadavg()[0], 2)}

@@ -33,6 +33,52 @@ def test_bad_settings_are_rejected():
         Conv4(pool="avg")
     with pytest.raises(ValueError, match="too small"):
         Conv4(image_size=8, pool="max")
+    with pytest.raises(ValueError, match="channels_last must be"):
+        Conv4(channels_last="yes")
+
+
+def _layouts(model: Conv4, x: torch.Tensor) -> list[bool]:
+    """Whether each block's activation (after the ReLU) was channels-last, for one forward of ``x``."""
+    seen = []
+    relus = [m for m in model.features if isinstance(m, torch.nn.ReLU)]
+    hooks = [m.register_forward_hook(lambda m, i, out: seen.append(
+        out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous())) for m in relus]
+    model(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("kwargs, shape", [({**OMNIGLOT, "hidden": 8}, (4, 1, 28, 28)),
+                                           ({**MINI, "hidden": 8}, (2, 3, 84, 84))])
+def test_on_the_cpu_activations_are_channels_last_unless_asked_not_to(kwargs, shape):
+    x = torch.rand(*shape)
+    assert _layouts(Conv4(**kwargs), x) == [True] * 4  # "auto" on the CPU
+    assert _layouts(Conv4(**kwargs, channels_last=False), x) == [False] * 4
+
+
+@pytest.mark.parametrize("pool, head", [("stride", 5), ("max", 5), ("max", None)])
+def test_channels_last_gives_the_same_maml_meta_gradient(pool, head):
+    """The layout changes the order of float sums, nothing else: second-order meta-gradients agree in
+    float64."""
+    g = torch.Generator().manual_seed(0)
+
+    def images(n: int) -> torch.Tensor:
+        return torch.rand(n, 1, 28, 28, generator=g, dtype=torch.float64)
+
+    episodes = [Episode((images(5), torch.arange(5)), (images(10), torch.arange(5).repeat(2)))
+                for _ in range(2)]
+    grads = []
+    for layout in (True, False):
+        torch.manual_seed(1)
+        model = Conv4(1, 6, 28, pool, head, channels_last=layout).double()
+        loss = (lambda f, b: F.cross_entropy(f(b[0]), b[1])) if head else (lambda f, b: f(b[0]).pow(2).mean())
+        learner = MetaLearner(model, loss, MetaConfig(algorithm="maml", inner_steps=2, inner_lr=0.4,
+                                                      batch_tasks=False))
+        learner.accumulate_meta_gradients(episodes)
+        grads.append(torch.cat([p.grad.reshape(-1) for p in learner.parameters()]))
+    assert grads[0].abs().max() > 1e-3  # a gradient worth comparing
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-13)
 
 
 def test_maml_adaptation_through_conv4_fits_the_support_and_leaves_running_stats_alone():

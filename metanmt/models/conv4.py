@@ -5,6 +5,11 @@ Four blocks of 3x3 convolution, BatchNorm and ReLU, each halving the resolution,
 convolution (``pool="stride"``: MAML on Omniglot; the features are averaged over space, as in Finn's code).
 With ``num_classes`` a linear head gives logits, without it the model returns the embedding.
 
+On the CPU the activations are kept channels-last (``channels_last="auto"``): PyTorch's CPU max-pooling and
+oneDNN's convolutions are vectorised over the channels there, which made a max-pooling Conv-4's meta-step
+1.2-1.4x faster with torch 2.13 (not the strided one's; ``benchmarks/meta_step_batched.md``); the numbers are
+the same up to float rounding. On GPUs the layout is left as it comes (not measured there).
+
 BatchNorm is the standard layer with running statistics; who uses which statistics is the algorithm's
 choice: the meta-learning core runs it on per-episode batch statistics and never updates the model's
 running statistics (``MetaConfig.bn_eval``), ProtoNets train it in train mode and test it in eval mode,
@@ -19,18 +24,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._C._functorch import is_functorch_wrapped_tensor
 
 POOLS = ("max", "stride")
+LAYOUTS = ("auto", True, False)  # channels_last: on the CPU only, always, never
 
 
 class Conv4(nn.Module):
     """Conv-4: ``[B, C, S, S]`` images to ``[B, features]`` embeddings, or to ``[B, num_classes]`` logits."""
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, image_size: int = 28, pool: str = "max",
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, channels_last: str | bool = "auto") -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        if channels_last not in LAYOUTS:
+            raise ValueError(f"channels_last must be one of {LAYOUTS}, got {channels_last!r}")
+        self.channels_last = channels_last
         layers: list[nn.Module] = []
         size, channels = image_size, in_channels
         for _ in range(4):
@@ -51,7 +61,16 @@ class Conv4(nn.Module):
         self.head = nn.Linear(self.out_features, num_classes) if num_classes is not None else None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
+        h = x
+        last = self.channels_last is True or (self.channels_last == "auto" and x.device.type == "cpu")
+        last = last and not is_functorch_wrapped_tensor(x)  # vmap cannot query a batched tensor's layout
+        for layer in self.features:
+            h = layer(h)
+            if last and isinstance(layer, nn.Conv2d):
+                # after the convolution: a one-channel input is channels-last already (its strides are
+                # ambiguous) and a convolution of it comes out in the weight's layout, contiguous; after that,
+                # each layer keeps its input's layout and this is a no-op
+                h = h.contiguous(memory_format=torch.channels_last)
         return h.flatten(1) if self.pool == "max" else h.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
