@@ -12,6 +12,7 @@ import torch
 from metanmt.cli import main
 from metanmt.errors import MetaNMTError
 from metanmt.fewshot import published_defaults
+from metanmt.fewshot import run as fewshot_run
 from metanmt.fewshot.report import find_results, render
 from tests.test_images_miniimagenet import make_csv_layout
 from tests.test_images_omniglot import make_omniglot
@@ -51,11 +52,14 @@ def read(path: Path) -> dict:
     return json.loads((path / "results.json").read_text())
 
 
-def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_path):
-    # on the CPU: on an H100 (2026-11-27) the resumed weights differed from the uninterrupted run's in the
-    # last bits (the same test accuracy); cause not isolated (cuDNN's non-deterministic backward kernels?)
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_path, device):
+    # on CUDA with --deterministic: without it, on an H100 (2026-11-27), the resumed weights differed from
+    # the uninterrupted run's in the last bits (the same test accuracy); non-deterministic kernels suspected
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
     common = ("--algorithm", "fomaml", "--meta-batch", "2", "--eval-every", "2", "--eval-inner-steps", "2",
-              "--device", "cpu")
+              "--device", device, *(("--deterministic",) if device == "cuda" else ()))
     assert fewshot("a", *common, "--meta-steps", "6") == 0
     results = read(tmp_path / "a")
     assert all(k in results for k in FIELDS)
@@ -76,6 +80,25 @@ def test_fomaml_run_writes_results_and_resume_continues_exactly(fewshot, tmp_pat
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["accuracy"] == results["accuracy"]
+
+
+def test_deterministic_holds_for_the_run_only(fewshot, tmp_path, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    seen, real_start = [], fewshot_run._Run.start
+
+    def start(cls, cfg):  # records the setting the run starts under
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return real_start(cfg)
+
+    monkeypatch.setattr(fewshot_run._Run, "start", classmethod(start))
+    assert not torch.are_deterministic_algorithms_enabled()
+    small = ("--algorithm", "fomaml", "--meta-batch", "2", "--eval-inner-steps", "1")
+    assert fewshot("d", *small, "--meta-steps", "2", "--eval-every", "2", "--deterministic") == 0
+    assert seen == [True] and read(tmp_path / "d")["config"]["deterministic"] is True
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # before cuBLAS's first call, as it requires
+    assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting again
+    assert fewshot("n", *small, "--meta-steps", "1", "--eval-every", "1") == 0
+    assert seen == [True, False]
 
 
 def test_time_limit_stops_with_a_checkpoint_that_resume_continues(fewshot, tmp_path, capsys):

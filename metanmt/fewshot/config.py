@@ -82,6 +82,11 @@ class FewShotConfig:
     val_episodes: int = _option(100, "episodes per validation")
     eval_episodes: int = _option(600, "test episodes (E)")
     seed: int = _option(0)
+    deterministic: bool = _option(False, "GPUs: deterministic kernels only "
+                                  "(torch.use_deterministic_algorithms; cuDNN's and cuBLAS's, possibly "
+                                  "slower), so that the same seed gives the same numbers and a resumed run "
+                                  "the uninterrupted one's; on a CPU the kernels used here are deterministic "
+                                  "already")
     device: str | None = _option(None, DEVICE_HELP)
     time_limit: float | None = _option(None, "stop meta-training after this many minutes of it, validated "
                                        "and checkpointed (the test still runs; --resume continues later)",

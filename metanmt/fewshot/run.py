@@ -6,12 +6,14 @@ writes ``OUT/results.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -98,17 +100,36 @@ def _load_checkpoint(path: Path, cfg: FewShotConfig) -> dict[str, Any]:
     return ckpt
 
 
+@contextlib.contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for one run, the caller's setting restored after it. cuBLAS
+    needs its workspace fixed before its first call for that (``CUBLAS_WORKSPACE_CONFIG``); an operation
+    without a deterministic kernel warns instead of failing (``warn_only``)."""
+    if not enabled:
+        yield
+        return
+    enabled_before, warn_only_before = (torch.are_deterministic_algorithms_enabled(),
+                                        torch.is_deterministic_algorithms_warn_only_enabled())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled_before, warn_only=warn_only_before)
+
+
 def run_fewshot(cfg: FewShotConfig) -> dict[str, Any]:
     """Meta-train, keep the best model on validation episodes, test it and write ``OUT/results.json``."""
     cfg = resolve_config(cfg)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or threads)
     try:
-        run = _Run.start(cfg)
-        run.restore()
-        training = run.train()
-        test = run.test()
-        results = run.results(training, test)
+        with deterministic_kernels(cfg.deterministic):
+            run = _Run.start(cfg)
+            run.restore()
+            training = run.train()
+            test = run.test()
+            results = run.results(training, test)
     finally:
         torch.set_num_threads(threads)  # the caller's setting: --threads holds for this run only
     write_text_atomic(run.out / "results.json", json.dumps(results, indent=2) + "\n")
