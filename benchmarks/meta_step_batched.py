@@ -1,7 +1,7 @@
 """Milliseconds per meta-step, the tasks of a meta-batch one by one vs together (``MetaConfig.batch_tasks``).
 
 Workload (a) of ``meta_step.py``: Omniglot Conv-4 (64 filters, BatchNorm, 28x28), 5-way 1-shot, 15 queries
-per class, meta-batch 32, one inner SGD step (lr 0.4); FOMAML and MAML. Three paths:
+per class, meta-batch 32, one inner SGD step (lr 0.4); FOMAML and MAML. Paths:
 
 - ``one_by_one``: ``batch_tasks=False``, the tasks in turn;
 - ``vmap``: ``batch_tasks=True`` with the model's ``forward_tasks`` hidden: torch.func.vmap's own rules;
