@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from metanmt.meta import Episode, MetaConfig, MetaLearner
-from metanmt.models.conv4 import Conv4
+from metanmt.models.conv4 import Conv4, finn_adapted, init_like_finn
 
 OMNIGLOT, MINI = {"in_channels": 1, "image_size": 28}, {"in_channels": 3, "image_size": 84}
 
@@ -140,3 +140,39 @@ def test_grouped_convolutions_vmap_and_one_by_one_give_one_meta_gradient(algorit
         grads[path] = torch.cat([p.grad.reshape(-1) for p in learner.parameters()])
     torch.testing.assert_close(grads["vmap"], grads["one_by_one"], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(grads["grouped"], grads["one_by_one"], rtol=1e-12, atol=1e-14)
+
+
+def test_init_like_finn_is_finns_network_and_its_inner_loop_leaves_batchnorm_alone():
+    torch.manual_seed(0)
+    model = Conv4(1, 64, 28, "stride", 20)
+    init_like_finn(model)
+    bns = [m for m in model.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(bn.weight, torch.ones(64)) and not bn.weight.requires_grad for bn in bns)
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:  # Xavier-uniform: bound sqrt(6 / (fan_in + fan_out)), and it fills the bound
+        fan_in, fan_out = conv.weight[0].numel(), conv.weight.shape[0] * conv.weight[0, 0].numel()
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert 0.95 * bound < conv.weight.abs().max() <= bound and not conv.bias.any()
+    assert 0.9 < model.head.weight.std() < 1.1 and not model.head.bias.any()  # N(0, 1): 1280 draws
+    assert finn_adapted(model) == ("features.0.weight", "features.0.bias", "features.3.weight",
+                                   "features.3.bias", "features.6.weight", "features.6.bias",
+                                   "features.9.weight", "features.9.bias", "head.weight", "head.bias")
+
+    learner = MetaLearner(model, lambda f, b: F.cross_entropy(f(b[0]), b[1]),
+                          MetaConfig(algorithm="maml", inner_lr=2.0, fast_params=finn_adapted(model)))
+    g = torch.Generator().manual_seed(1)
+    support = (torch.randn(20, 1, 28, 28, generator=g), torch.arange(20))
+    adapted, fast = learner.adapt(support, steps=2).params, finn_adapted(model)
+    params = dict(model.named_parameters())
+    assert all(torch.equal(adapted[n], p) for n, p in params.items() if n not in fast)  # BatchNorm's
+    assert all(not torch.equal(adapted[n], params[n]) for n in fast if n.endswith("weight"))
+    learner.meta_step([Episode(support, support, "t")], torch.optim.Adam(learner.parameters(), lr=1e-3))
+    assert all(torch.equal(bn.weight, torch.ones(64)) and bn.bias.abs().min() > 0 for bn in bns)
+
+
+def test_init_like_finn_gives_mini_imagenet_a_xavier_head():
+    torch.manual_seed(0)
+    model = Conv4(3, 32, 84, "max", 5)
+    init_like_finn(model, head_std=None)
+    bound = (6 / (800 + 5)) ** 0.5
+    assert 0.95 * bound < model.head.weight.abs().max() <= bound

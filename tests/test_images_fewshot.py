@@ -114,6 +114,25 @@ def test_time_limit_stops_with_a_checkpoint_that_resume_continues(fewshot, tmp_p
     assert "--time-limit must be > 0 minutes, got 0.0" in capsys.readouterr().err
 
 
+def test_finn_network_runs_with_finns_inner_step_and_resumes_only_as_itself(fewshot, tmp_path, capsys):
+    common = ("--algorithm", "maml", "--meta-batch", "2", "--eval-every", "2", "--eval-inner-steps", "1")
+    assert fewshot("f", *common, "--network", "finn", "--meta-steps", "2") == 0
+    config = read(tmp_path / "f")["config"]
+    assert (config["network"], config["inner_lr"]) == ("finn", 0.4 * 5)  # 5-way: 0.4 on a sum of 5 losses
+    model = torch.load(tmp_path / "f" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(model[f"features.{i}.weight"], torch.ones(8)) for i in (1, 4, 7, 10))
+    assert fewshot("f", *common, "--meta-steps", "4", "--resume") == 2  # --network torch, the default
+    assert "network: 'finn' -> 'torch'" in capsys.readouterr().err
+
+    # a checkpoint from before --network existed was trained with the torch network, and resumes as such
+    assert fewshot("t", *common, "--meta-steps", "2") == 0
+    ckpt = torch.load(tmp_path / "t" / "checkpoint.pt", weights_only=False)
+    del ckpt["config"]["network"]
+    torch.save(ckpt, tmp_path / "t" / "checkpoint.pt")
+    assert fewshot("t", *common, "--meta-steps", "4", "--resume") == 0
+    assert read(tmp_path / "t")["meta_steps"] == 4
+
+
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_runs_on_the_device_it_is_given(fewshot, tmp_path, device):
     """On the device asked for (cuda wherever one is present): the model, the episodes and the test."""
@@ -200,6 +219,11 @@ def test_published_defaults_are_the_papers():
     assert [mini[k] for k in keys] == [5, 0.01, 4, 10] and mini["hidden"] == 32 and mini["queries"] == 15
     assert published_defaults("omniglot", "protonet", 5, 1)["train_ways"] == 60
     assert published_defaults("miniimagenet", "protonet", 5, 1)["train_ways"] == 30
+    # Finn's code steps on the support losses summed and divided by K: N times the mean's step
+    finn = [published_defaults(d, a, n, k, "finn")["inner_lr"]
+            for d, a, n, k in [("omniglot", "maml", 5, 1), ("omniglot", "fomaml", 20, 1),
+                               ("miniimagenet", "maml", 5, 5), ("omniglot", "reptile", 5, 1)]]
+    assert finn == pytest.approx([2.0, 2.0, 0.05, 1e-3])  # Reptile's inner Adam: no conversion
 
 
 def write_result(folder: Path, **values) -> None:

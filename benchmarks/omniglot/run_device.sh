@@ -11,13 +11,15 @@
 # every run (a dry run on a CPU: EXTRA_ARGS="--device cpu --eval-episodes 5 --val-episodes 5"). A run that
 # RUNS lacks starts from its committed RUN.tgz in benchmarks/omniglot/checkpoints/ where there is one, so
 # the same command continues the runs on a fresh machine. NAMES picks some of the runs (e.g.
-# NAMES=maml_20w1s: the one not yet at parity gets the whole GPU).
+# NAMES="maml_20w1s maml_20w1s_finn": the 20-way run not yet at parity, and the same with the network and
+# inner step of Finn's code, from scratch; benchmarks/omniglot/README.md, "Finn's code, read again").
 set -uo pipefail
 DATA=${1:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
 MINUTES=${2:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
 RUNS=${3:-/tmp/omniglot_runs}
 declare -A SETTINGS=([maml_5w1s]="--algorithm maml --ways 5" [fomaml_5w1s]="--algorithm fomaml --ways 5"
-                     [maml_20w1s]="--algorithm maml --ways 20")
+                     [maml_20w1s]="--algorithm maml --ways 20"
+                     [maml_20w1s_finn]="--algorithm maml --ways 20 --network finn")
 NAMES=${NAMES:-maml_5w1s fomaml_5w1s maml_20w1s}
 for name in $NAMES; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown run '$name' in NAMES; known: ${!SETTINGS[*]}" >&2; exit 2; }

@@ -19,6 +19,7 @@ from metanmt.meta import ALGORITHMS as META_ALGORITHMS
 from metanmt.meta import Episode, MetaConfig, MetaLearner
 from metanmt.meta.graphs import CudaGraphed, GraphedMetaStep
 from metanmt.meta.protonet import protonet_loss
+from metanmt.models.conv4 import finn_adapted
 from metanmt.registry import lookup
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class MetaAlgorithm:
                               inner_optimizer=cfg.inner_optimizer, bn_eval=cfg.bn_eval,
                               batch_tasks={"yes": True, "no": False}.get(cfg.batch_tasks, "auto"),
                               recompute=cfg.recompute,
+                              fast_params=finn_adapted(model) if cfg.network == "finn" else ("*",),
                               adam_betas=(0.0, 0.999) if cfg.algorithm == "reptile" else (0.9, 0.999))
         self.learner = MetaLearner(model, _cross_entropy, meta_cfg)
         outer = torch.optim.SGD if cfg.algorithm == "reptile" else torch.optim.Adam

@@ -23,6 +23,7 @@ from metanmt.registry import lookup
 DATASETS = ("omniglot", "miniimagenet")
 LR_SCHEDULES = ("constant", "step", "linear")
 AUTO_YES_NO = ("auto", "yes", "no")
+NETWORKS = ("torch", "finn")
 _PUBLISHED = "unset: the published setting for the dataset, algorithm and ways"
 
 
@@ -67,6 +68,12 @@ class FewShotConfig:
     bn_eval: str = _option("transductive", "BatchNorm statistics of adapted MAML/Reptile models at test",
                            choices=BN_EVAL)
     hidden: int | None = _option(None, f"Conv-4 filters; {_PUBLISHED}")
+    network: str = _option("torch", "torch: Conv-4 with PyTorch's initialisation, every parameter adapted "
+                           "in the inner loop; finn: as Finn et al.'s code builds it (Xavier convolutions, "
+                           "BatchNorm without a scale whose offsets the inner loop leaves alone, Omniglot "
+                           "head ~ N(0, 1)), and MAML/FOMAML's published inner step times --ways, as that "
+                           "code's support loss is a sum over the N*K examples divided by K",
+                           choices=NETWORKS)
     batch_tasks: str = _option("auto", "MAML/FOMAML/Reptile: run a meta-batch's tasks together (the "
                                "Conv-4 as grouped convolutions; the same meta-gradient) or one by one; "
                                "auto: together on an accelerator, one by one on CPU, where that measured "
@@ -101,7 +108,8 @@ class FewShotConfig:
     command: list[str] = field(default_factory=list)  # how it was run (recorded, not an option)
 
 
-def published_defaults(dataset: str, algorithm: str, ways: int, shots: int) -> dict[str, Any]:
+def published_defaults(dataset: str, algorithm: str, ways: int, shots: int, network: str = "torch"
+                       ) -> dict[str, Any]:
     """The settings of the reference papers and code for one benchmark.
 
     MAML/FOMAML: Finn et al. 2017 and its code (Omniglot 5-way: 1 step of 0.4, meta-batch 32; 20-way:
@@ -110,6 +118,10 @@ def published_defaults(dataset: str, algorithm: str, ways: int, shots: int) -> d
     Reptile: Nichol et al. 2018 (inner Adam with beta1 = 0, meta-batch 5, outer step 1 annealed linearly
     to 0, 50 steps at test, more shots in training). ProtoNets: Snell et al. 2017 (60-way training episodes
     on Omniglot, 30/20-way on Mini-ImageNet, Adam 1e-3 halved every 2000 episodes, 64 filters).
+
+    ``network="finn"``: Finn's code differentiates the support losses summed over the N*K examples and
+    divided by K (``utils.xent`` returns one loss per example; ``tf.gradients`` sums them), N times the mean
+    that metanmt differentiates, so the same inner step is the paper's step size times N (20-way: 0.1 -> 2).
     """
     if dataset not in DATASETS:
         raise MetaNMTError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
@@ -122,6 +134,8 @@ def published_defaults(dataset: str, algorithm: str, ways: int, shots: int) -> d
         "lr_schedule": "constant", "meta_batch": 1, "inner_steps": 0, "eval_inner_steps": 0, "inner_lr": 0.0,
     }
     out.update(lookup(_ALGORITHM_SETTINGS, algorithm, "algorithm")(omniglot, ways, shots))
+    if network == "finn" and algorithm in ("maml", "fomaml"):
+        out["inner_lr"] *= ways
     return out
 
 
@@ -160,7 +174,8 @@ _ALGORITHM_SETTINGS = {"maml": _maml_settings, "fomaml": _maml_settings, "reptil
 def resolve_config(cfg: FewShotConfig) -> FewShotConfig:
     """A copy of ``cfg`` with every ``None`` replaced by the published default, checked for consistency."""
     cfg = copy.deepcopy(cfg)
-    for key, value in published_defaults(cfg.dataset, cfg.algorithm, cfg.ways, cfg.shots).items():
+    published = published_defaults(cfg.dataset, cfg.algorithm, cfg.ways, cfg.shots, cfg.network)
+    for key, value in published.items():
         if getattr(cfg, key) is None:
             setattr(cfg, key, value)
     if cfg.algorithm != "protonet" and cfg.train_ways != cfg.ways:

@@ -25,14 +25,16 @@ from metanmt.atomic import save_torch_atomic, write_text_atomic
 from metanmt.errors import MetaNMTError
 from metanmt.fewshot.algorithms import Algorithm, build_algorithm
 from metanmt.fewshot.config import FewShotConfig, resolve_config
-from metanmt.models.conv4 import Conv4
+from metanmt.models.conv4 import Conv4, init_like_finn
 from metanmt.models.device import pick_device
 from metanmt.progress import progress_bar
 from metanmt.tasks.images.sampler import ClassPool, EpisodeSampler
 
 # Settings that change what is trained: a checkpoint made with other values cannot be resumed.
 _RESUME_KEYS = ("dataset", "protocol", "algorithm", "ways", "shots", "train_ways", "train_shots", "queries",
-                "meta_batch", "inner_steps", "inner_lr", "inner_optimizer", "seed")
+                "meta_batch", "inner_steps", "inner_lr", "inner_optimizer", "network", "seed")
+# what checkpoints made before a setting existed were trained with
+_SETTINGS_BEFORE = {"network": "torch"}
 
 
 def load_pools(cfg: FewShotConfig) -> dict[str, ClassPool]:
@@ -55,7 +57,10 @@ def build_model(cfg: FewShotConfig, image_shape: tuple[int, ...]) -> Conv4:
     channels, size = image_shape[0], image_shape[-1]
     pool = "stride" if cfg.dataset == "omniglot" and cfg.algorithm != "protonet" else "max"
     head = None if cfg.algorithm == "protonet" else cfg.ways
-    return Conv4(channels, cfg.hidden, size, pool, head)
+    model = Conv4(channels, cfg.hidden, size, pool, head)
+    if cfg.network == "finn":
+        init_like_finn(model, head_std=1.0 if cfg.dataset == "omniglot" else None)
+    return model
 
 
 def lr_factor(cfg: FewShotConfig, step: int) -> float:
@@ -91,7 +96,7 @@ def _load_checkpoint(path: Path, cfg: FewShotConfig) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
         raise MetaNMTError(f"cannot read checkpoint {path}: {err}") from err
-    saved = ckpt["config"]
+    saved = {**_SETTINGS_BEFORE, **ckpt["config"]}
     changed = [f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}"
                for k in _RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
     if changed:

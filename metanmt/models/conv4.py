@@ -16,7 +16,8 @@ running statistics (``MetaConfig.bn_eval``), ProtoNets train it in train mode an
 as Snell et al. did.
 
 :meth:`Conv4.forward_tasks` runs T copies with different weights at once (MAML's per-task fast weights,
-for the core's ``batch_tasks``) as grouped convolutions.
+for the core's ``batch_tasks``) as grouped convolutions. :func:`init_like_finn` makes it the network of
+Finn et al.'s TensorFlow code (initialisation, BatchNorm without a scale, what the inner loop adapts).
 """
 
 from __future__ import annotations
@@ -126,3 +127,30 @@ def _task_batch_norm(layer: nn.BatchNorm2d, name: str, params: Tensors, buffers:
     weight, bias = params.get(f"{name}.weight"), params.get(f"{name}.bias")
     flat = [None if t is None else t.reshape(-1) for t in (mean, var, weight, bias)]  # views: stats update
     return F.batch_norm(h, *flat, layer.training or mean is None, momentum or 0.0, layer.eps)
+
+
+def init_like_finn(model: Conv4, head_std: float | None = 1.0) -> None:
+    """Make ``model`` the network of Finn et al.'s code (github.com/cbfinn/maml, ``maml.py``, ``utils.py``).
+
+    Convolutions: Xavier-uniform weights, zero biases. BatchNorm: tf.contrib's ``batch_norm`` defaults, an
+    offset but no scale (the scale is frozen at 1 here). Head: weights ~ N(0, ``head_std``) on Omniglot,
+    Xavier-uniform where ``head_std`` is None (Mini-ImageNet), zero biases. What that code's inner loop adapts
+    is :func:`finn_adapted`.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d) and module.weight is not None:
+            nn.init.ones_(module.weight)
+            module.weight.requires_grad_(False)
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            if module is model.head and head_std is not None:
+                nn.init.normal_(module.weight, std=head_std)
+            else:
+                nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def finn_adapted(model: nn.Module) -> tuple[str, ...]:
+    """The parameters Finn et al.'s inner loop adapts: the convolutions' and the head's. The BatchNorm
+    offsets are TensorFlow variables outside that code's ``weights`` dict: learned by the outer loop only."""
+    return tuple(name for name, _ in model.named_parameters()
+                 if isinstance(model.get_submodule(name.rpartition(".")[0]), (nn.Conv2d, nn.Linear)))
