@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# 20-way 1-shot MAML on Omniglot, the first meta-steps on a CPU, with PyTorch's Conv-4 and with the network and
+# inner step of Finn et al.'s code (`metanmt fewshot --network finn`); README.md beside this file says why.
+# Two runs at a time, one thread each (a 2-core machine); the same seed, so the same training and validation
+# episodes in every run.
+#
+#   bash benchmarks/omniglot_network/run.sh OMNIGLOT_DIR RUNS
+set -euo pipefail
+DATA=${1:?usage: $0 OMNIGLOT_DIR RUNS}
+RUNS=${2:?usage: $0 OMNIGLOT_DIR RUNS}
+mkdir -p "$RUNS"
+fewshot() {  # fewshot NAME OPTIONS...
+  local name=$1; shift
+  python3 -m metanmt fewshot --dataset omniglot --data-root "$DATA" --output-dir "$RUNS/$name" --algorithm maml \
+    --ways 20 --eval-every 200 --threads 1 --device cpu "$@" > "$RUNS/$name.log" 2>&1
+}
+fewshot torch --meta-steps 800 &                    # the published inner step 0.1, on the mean support loss
+fewshot torch_lr2 --meta-steps 800 --inner-lr 2.0 & # Finn's inner step (0.1 on a sum of 20 losses), our network
+wait
+fewshot finn --network finn --meta-steps 800 &      # Finn's network and inner step (2.0 on the mean)
+fewshot finn_lr0.1 --network finn --inner-lr 0.1 --meta-steps 600 &
+wait
+fewshot finn --network finn --meta-steps 1200 --resume
