@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of command ``name``, built only when that command runs (its module's imports are heavy)."""
+    module = command_module(name)
+    parser = argparse.ArgumentParser(
+        prog=f"metanmt {name}",
+        description=" ".join([COMMANDS[name], *getattr(module, "DETAILS", "").split()]),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    module.add_arguments(parser)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -71,13 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     module = command_module(argv[0])
-    cmd_parser = argparse.ArgumentParser(
-        prog=f"metanmt {argv[0]}",
-        description=" ".join([COMMANDS[argv[0]], *getattr(module, "DETAILS", "").split()]),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    module.add_arguments(cmd_parser)
-    args = cmd_parser.parse_args(argv[1:])
+    args = command_parser(argv[0]).parse_args(argv[1:])
     args._command_line = shlex.join(["metanmt", *argv])  # recorded by commands that write checkpoints
     try:
         return int(module.run(args) or 0)

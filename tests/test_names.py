@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metanmt.cli import COMMANDS, command_module
+from metanmt.cli import COMMANDS, command_module, command_parser
 from metanmt.train.config import SYSTEMS
 
 
@@ -26,6 +26,13 @@ def test_every_command_has_its_module(name):
     module = command_module(name)
     assert callable(module.add_arguments) and callable(module.run)
     assert isinstance(getattr(module, "DETAILS", ""), str)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_option_says_what_it_does(name):
+    silent = [action.option_strings or action.dest for action in command_parser(name)._actions
+              if not action.help]
+    assert silent == []
 
 
 def test_unknown_names_are_errors_that_list_the_known_ones():

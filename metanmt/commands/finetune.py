@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "whose train.mixed_precision is the default of --mixed-precision)")
     parser.add_argument("--lr", type=float, help="learning rate (overrides the config's finetune.lr)")
     parser.add_argument("--max-steps", type=int, help="most training steps (overrides finetune.max_steps)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seeds the fine-tuning (batch order, dropout; plus --draw on prepared data) and "
+                             "the dev pairs and --max-tokens subset drawn from your own data")
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--mixed-precision", choices=list(PRECISIONS),
                         help="autocast the training steps (fp16 needs CUDA; unset: the config's "

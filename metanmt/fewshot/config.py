@@ -37,12 +37,13 @@ def _option(default: Any = dataclasses.MISSING, help: str | None = None, **argpa
 class FewShotConfig:
     """One few-shot experiment. ``None`` fields take :func:`published_defaults` for the dataset/algorithm."""
 
-    dataset: str = _option(choices=DATASETS)
+    dataset: str = _option(help="the benchmark (its published settings fill every unset option)",
+                           choices=DATASETS)
     data_root: str = _option(metavar="DIR", help="Omniglot: folder with images_{background,evaluation}(.zip) "
                              "or omniglot-py/; Mini-ImageNet: folder with images/ + {train,val,test}.csv, "
                              "per-class folders or the pickles")
     output_dir: str = _option(metavar="OUT", help="checkpoints and results.json go here")
-    algorithm: str = _option("maml", choices=ALGORITHMS)
+    algorithm: str = _option("maml", "the meta-learner", choices=ALGORITHMS)
     ways: int = _option(5, "classes per test episode (N)")
     shots: int = _option(1, "support images per class (K)")
     protocol: str | None = _option(None, "omniglot: maml (Vinyals split, 1200 training characters, "
@@ -60,7 +61,7 @@ class FewShotConfig:
                                     f"{_PUBLISHED}")
     lr_schedule: str | None = _option(None, "step: halve every --lr-step-every steps; linear: anneal to 0; "
                                       f"{_PUBLISHED}", choices=LR_SCHEDULES)
-    lr_step_every: int = _option(2000)
+    lr_step_every: int = _option(2000, "meta-steps between halvings of the outer lr (--lr-schedule step)")
     inner_steps: int | None = _option(None, f"adaptation steps in training; {_PUBLISHED}")
     eval_inner_steps: int | None = _option(None, f"adaptation steps at test; {_PUBLISHED}")
     inner_lr: float | None = _option(None, f"inner-loop step size; {_PUBLISHED}")
@@ -88,7 +89,8 @@ class FewShotConfig:
     eval_every: int = _option(500, "validate and checkpoint every this many meta-steps")
     val_episodes: int = _option(100, "episodes per validation")
     eval_episodes: int = _option(600, "test episodes (E)")
-    seed: int = _option(0)
+    seed: int = _option(0, "seeds the initialisation and the training episodes; validation and test episodes "
+                               "come from seed + 1 and seed + 2")
     deterministic: bool = _option(False, "GPUs: deterministic kernels only "
                                   "(torch.use_deterministic_algorithms; cuDNN's and cuBLAS's, possibly "
                                   "slower), so that the same seed gives the same numbers and a resumed run "
