@@ -21,3 +21,6 @@ fewshot finn --network finn --meta-steps 800 &      # Finn's network and inner s
 fewshot finn_lr0.1 --network finn --inner-lr 0.1 --meta-steps 600 &
 wait
 fewshot finn --network finn --meta-steps 1200 --resume
+# 2026-11-28, the twenty-first sitting: the same run continued alone, two threads, for two hours of this VM
+# (stopped by the time limit, validated and tested where it stopped; finn_resumed/results.json)
+fewshot finn --network finn --meta-steps 4000 --time-limit 120 --threads 2 --resume
