@@ -22,5 +22,6 @@ fewshot finn_lr0.1 --network finn --inner-lr 0.1 --meta-steps 600 &
 wait
 fewshot finn --network finn --meta-steps 1200 --resume
 # 2026-11-28, the twenty-first sitting: the same run continued alone, two threads, for two hours of this VM
-# (stopped by the time limit, validated and tested where it stopped; finn_resumed/results.json)
+# (stopped by the time limit, validated and tested where it stopped; finn_resumed/results.json; its folder is
+# benchmarks/omniglot/checkpoints/maml_20w1s_finn.tgz, which run_device.sh continues on a GPU)
 fewshot finn --network finn --meta-steps 4000 --time-limit 120 --threads 2 --resume
