@@ -12,7 +12,7 @@
 # RUNS lacks starts from its committed RUN.tgz in benchmarks/omniglot/checkpoints/ where there is one, so
 # the same command continues the runs on a fresh machine. NAMES picks some of the runs (e.g.
 # NAMES="maml_20w1s maml_20w1s_finn": the 20-way run not yet at parity, and the same with the network and
-# inner step of Finn's code, from its committed CPU checkpoint at meta-step 3,481;
+# inner step of Finn's code, from its committed CPU checkpoint at meta-step 5,312;
 # benchmarks/omniglot_network/README.md).
 set -uo pipefail
 DATA=${1:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}

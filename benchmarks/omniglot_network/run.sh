@@ -25,3 +25,10 @@ fewshot finn --network finn --meta-steps 1200 --resume
 # (stopped by the time limit, validated and tested where it stopped; finn_resumed/results.json; its folder is
 # benchmarks/omniglot/checkpoints/maml_20w1s_finn.tgz, which run_device.sh continues on a GPU)
 fewshot finn --network finn --meta-steps 4000 --time-limit 120 --threads 2 --resume
+# 2026-11-28, the twenty-second sitting: continued again, 3,481 -> 3,600 alone with two threads (the line above
+# with --meta-steps 8000, stopped by hand after its checkpoint at 3,600), then with one thread beside
+# head_scale.py: Finn's network with a head of PyTorch's scale, everything else the same (README.md)
+fewshot finn --network finn --meta-steps 8000 --time-limit 125 --threads 1 --resume &
+python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-std 0.072 --meta-steps 1600 \
+  --time-limit 110 --threads 1 > "$RUNS/finn_head0.072.log" 2>&1 &
+wait
