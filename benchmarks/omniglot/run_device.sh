@@ -12,7 +12,9 @@
 # RUNS lacks starts from its committed RUN.tgz in benchmarks/omniglot/checkpoints/ where there is one, so
 # the same command continues the runs on a fresh machine. NAMES picks some of the runs (e.g.
 # NAMES="maml_20w1s maml_20w1s_finn": the 20-way run not yet at parity, and the same with the network and
-# inner step of Finn's code, from its committed CPU checkpoint at meta-step 5,312;
+# inner step of Finn's code, from its committed CPU checkpoint at meta-step 5,312; maml_20w1s_finn_head is
+# that network with its head drawn at PyTorch's scale at step 0, continued from its CPU checkpoint (the
+# draw only matters at step 0, so `--network finn --resume` continues it);
 # benchmarks/omniglot_network/README.md).
 set -uo pipefail
 DATA=${1:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
@@ -20,7 +22,8 @@ MINUTES=${2:?usage: $0 OMNIGLOT_DIR MINUTES [RUNS]}
 RUNS=${3:-/tmp/omniglot_runs}
 declare -A SETTINGS=([maml_5w1s]="--algorithm maml --ways 5" [fomaml_5w1s]="--algorithm fomaml --ways 5"
                      [maml_20w1s]="--algorithm maml --ways 20"
-                     [maml_20w1s_finn]="--algorithm maml --ways 20 --network finn")
+                     [maml_20w1s_finn]="--algorithm maml --ways 20 --network finn"
+                     [maml_20w1s_finn_head]="--algorithm maml --ways 20 --network finn")
 NAMES=${NAMES:-maml_5w1s fomaml_5w1s maml_20w1s}
 for name in $NAMES; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown run '$name' in NAMES; known: ${!SETTINGS[*]}" >&2; exit 2; }

@@ -9,10 +9,10 @@ set -euo pipefail
 DATA=${1:?usage: $0 OMNIGLOT_DIR RUNS}
 RUNS=${2:?usage: $0 OMNIGLOT_DIR RUNS}
 mkdir -p "$RUNS"
-fewshot() {  # fewshot NAME OPTIONS...
+fewshot() {  # fewshot NAME OPTIONS... (a resumed run appends to its log)
   local name=$1; shift
   python3 -m metanmt fewshot --dataset omniglot --data-root "$DATA" --output-dir "$RUNS/$name" --algorithm maml \
-    --ways 20 --eval-every 200 --threads 1 --device cpu "$@" > "$RUNS/$name.log" 2>&1
+    --ways 20 --eval-every 200 --threads 1 --device cpu "$@" >> "$RUNS/$name.log" 2>&1
 }
 fewshot torch --meta-steps 800 &                    # the published inner step 0.1, on the mean support loss
 fewshot torch_lr2 --meta-steps 800 --inner-lr 2.0 & # Finn's inner step (0.1 on a sum of 20 losses), our network
@@ -30,5 +30,8 @@ fewshot finn --network finn --meta-steps 4000 --time-limit 120 --threads 2 --res
 # head_scale.py: Finn's network with a head of PyTorch's scale, everything else the same (README.md)
 fewshot finn --network finn --meta-steps 8000 --time-limit 125 --threads 1 --resume &
 python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-std 0.072 --meta-steps 1600 \
-  --time-limit 110 --threads 1 > "$RUNS/finn_head0.072.log" 2>&1 &
+  --time-limit 110 --threads 1 >> "$RUNS/finn_head0.072.log" 2>&1 &
 wait
+# 2026-11-28, the twenty-third sitting: the small-head run continued alone with two threads (README.md)
+python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-std 0.072 --meta-steps 6000 \
+  --time-limit 130 --threads 2 --resume >> "$RUNS/finn_head0.072.log" 2>&1
