@@ -35,3 +35,6 @@ wait
 # 2026-11-28, the twenty-third sitting: the small-head run continued alone with two threads (README.md)
 python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-std 0.072 --meta-steps 6000 \
   --time-limit 130 --threads 2 --resume >> "$RUNS/finn_head0.072.log" 2>&1
+# 2026-11-28, the twenty-fourth sitting: continued again from 4,159, alone with two threads (README.md)
+python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-std 0.072 --meta-steps 8000 \
+  --time-limit 128 --threads 2 --resume >> "$RUNS/finn_head0.072.log" 2>&1
