@@ -119,7 +119,7 @@ def test_finn_network_runs_with_finns_inner_step_and_resumes_only_as_itself(fews
     assert fewshot("f", *common, "--network", "finn", "--meta-steps", "2") == 0
     config = read(tmp_path / "f")["config"]
     assert (config["network"], config["inner_lr"]) == ("finn", 0.4 * 5)  # 5-way: 0.4 on a sum of 5 losses
-    model = torch.load(tmp_path / "f" / "checkpoint.pt", weights_only=True)["model"]
+    model = torch.load(tmp_path / "f" / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(model[f"features.{i}.weight"], torch.ones(8)) for i in (1, 4, 7, 10))
     assert fewshot("f", *common, "--meta-steps", "4", "--resume") == 2  # --network torch, the default
     assert "network: 'finn' -> 'torch'" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import torch
 from metanmt.errors import MetaNMTError
 from metanmt.meta import Episode, MetaConfig, MetaLearner
 from metanmt.meta.graphs import CudaGraphed, GraphedMetaStep
-from metanmt.models.conv4 import Conv4
+from metanmt.models.conv4 import Conv4, finn_adapted, init_like_finn
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 SETTINGS = [{"algorithm": "maml", "inner_steps": 2}, {"algorithm": "fomaml", "inner_steps": 2},
@@ -19,7 +19,9 @@ SETTINGS = [{"algorithm": "maml", "inner_steps": 2}, {"algorithm": "fomaml", "in
             # settings (inner Adam) failed to record on an H100, cause not isolated
             {"algorithm": "reptile", "inner_steps": 2, "inner_optimizer": "adam"},
             {"algorithm": "fomaml", "inner_steps": 2, "inner_optimizer": "adam"},
-            {"algorithm": "maml", "inner_steps": 2, "inner_optimizer": "adam"}]
+            {"algorithm": "maml", "inner_steps": 2, "inner_optimizer": "adam"},
+            # Finn et al.'s network (BatchNorm without a scale) and inner loop (convolutions and head only)
+            {"algorithm": "maml", "inner_steps": 2, "network": "finn"}]
 
 
 def cross_entropy(forward, batch):
@@ -38,7 +40,12 @@ def image_episodes(count: int, seed: int, device: str = "cpu", dtype=torch.float
 
 def conv_learner(settings: dict, batch_tasks: bool, device: str = "cpu") -> MetaLearner:
     torch.manual_seed(0)
-    model = Conv4(1, 4, 14, "stride", 3).to(device=device, dtype=torch.float64)
+    settings = dict(settings)
+    model = Conv4(1, 4, 14, "stride", 3)
+    if settings.pop("network", "torch") == "finn":
+        init_like_finn(model, head_std=0.072)
+        settings["fast_params"] = finn_adapted(model)
+    model.to(device=device, dtype=torch.float64)
     return MetaLearner(model, cross_entropy, MetaConfig(inner_lr=0.3, batch_tasks=batch_tasks, **settings))
 
 
@@ -57,7 +64,8 @@ def test_meta_gradients_and_lazy_adaptation_read_nothing_back(settings, batch_ta
     learner = conv_learner(settings, batch_tasks)
     eps = image_episodes(3, seed=1)
     sums = learner.add_meta_gradients(eps, 1.0 / 3)
-    assert sums.shape == (3,) and all(p.grad is not None for p in learner.model.parameters())
+    assert sums.shape == (3,)
+    assert all((p.grad is not None) == p.requires_grad for p in learner.model.parameters())
     adapted = learner.adapt(eps[0].support, lazy=True)
     assert adapted.support_losses.shape == (learner.config.test_steps,)
 
