@@ -15,8 +15,9 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 SETTINGS = [{"algorithm": "maml", "inner_steps": 2}, {"algorithm": "fomaml", "inner_steps": 2},
             {"algorithm": "reptile", "inner_steps": 2},
             {"algorithm": "maml", "inner_steps": 2, "recompute": True},
-            # inner Adam: its foreach kernels (Reptile, FOMAML) and its graph path (MAML); Reptile's published
-            # settings (inner Adam) failed to record on an H100, cause not isolated
+            # inner Adam: its foreach kernels (Reptile, FOMAML) and its graph path (MAML); a Reptile run with
+            # its published settings (inner Adam) failed to record on an H100, cause not isolated; these
+            # replayed on an H200 (2026-11-28), where MAML with recompute failed to record
             {"algorithm": "reptile", "inner_steps": 2, "inner_optimizer": "adam"},
             {"algorithm": "fomaml", "inner_steps": 2, "inner_optimizer": "adam"},
             {"algorithm": "maml", "inner_steps": 2, "inner_optimizer": "adam"},
