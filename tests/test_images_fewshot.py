@@ -237,12 +237,16 @@ def test_report_puts_results_beside_the_published_numbers(tmp_path):
     write_result(tmp_path / "runs" / "maml_5w1s", best_step=4500)
     write_result(tmp_path / "runs" / "proto_20w1s", algorithm="protonet", ways=20, accuracy=95.0, ci95=0.3)
     write_result(tmp_path / "runs" / "lake_proto", algorithm="protonet", protocol="lake", accuracy=90.0)
+    write_result(tmp_path / "runs" / "finn_20w1s", ways=20, accuracy=94.0, ci95=0.25,
+                 config={"network": "finn"})
     text = render(find_results([str(tmp_path / "runs")]))
     lines = text.splitlines()
     assert ("| Omniglot | MAML | 5-way 1-shot | 98.70 ± 0.40 (Finn et al. 2017) | 97.50 ± 0.50 | -1.20 "
             "| 5000 (best 4500) | 600 | `maml_5w1s` |") in lines
     assert ("| Omniglot | ProtoNets | 20-way 1-shot | 96.00 (Snell et al. 2017) | 95.00 ± 0.30 | -1.00 "
             "| 5000 | 600 | `proto_20w1s` |") in lines
+    assert ("| Omniglot | MAML | 20-way 1-shot | 95.80 ± 0.30 (Finn et al. 2017) | 94.00 ± 0.25 | -1.80 "
+            "| 5000 | 600 | `finn_20w1s` (`--network finn`) |") in lines
     # a lake-protocol result is not compared with the (maml-protocol) published number
     assert "| Omniglot | ProtoNets | 5-way 1-shot | 98.80 (Snell et al. 2017) | not run | | | | |" in lines
     assert ("| Omniglot (lake protocol) | ProtoNets | 5-way 1-shot | — | 90.00 ± 0.50 | | 5000 | 600 "

@@ -85,6 +85,12 @@ def _steps(result: dict[str, Any]) -> str:
     return f"{steps} (best {best})" if best is not None and best != steps else f"{steps}"
 
 
+def _result(path: Path, result: dict[str, Any]) -> str:
+    """The run's folder, and its network where it is not the default (``--network finn``: Finn's Conv-4)."""
+    network = result.get("config", {}).get("network", "torch")
+    return f"`{path.parent.name}`" + (f" (`--network {network}`)" if network != "torch" else "")
+
+
 def render(results: list[tuple[Path, dict[str, Any]]]) -> str:
     """The parity table: one row per published number (with every matching result of ours), then our
     results that have no published counterpart."""
@@ -105,13 +111,13 @@ def render(results: list[tuple[Path, dict[str, Any]]]) -> str:
         for i, path, r in matches:
             used.add(i)
             rows.append(f"{label} | {_ours(r)} | {r['accuracy'] - pub.accuracy:+.2f} | {_steps(r)} | "
-                        f"{r['eval_episodes']} | `{path.parent.name}` |")
+                        f"{r['eval_episodes']} | {_result(path, r)} |")
     for i, (path, r) in enumerate(results):
         if i not in used:
             dataset = f"{_DATASET.get(r['dataset'], r['dataset'])} ({r['protocol']} protocol)"
             rows.append(f"| {dataset} | {_METHOD.get(r['algorithm'], r['algorithm'])} | "
                         f"{_setting(r['ways'], r['shots'])} | — | {_ours(r)} | | {_steps(r)} | "
-                        f"{r['eval_episodes']} | `{path.parent.name}` |")
+                        f"{r['eval_episodes']} | {_result(path, r)} |")
     note = ("Accuracy in percent on test episodes, ± the 95% confidence half-width 1.96·std/√episodes. "
             "Published Omniglot numbers use the MAML/Vinyals protocol (1200 training characters, rotations), "
             "Mini-ImageNet ones the Ravi & Larochelle split; the MAML paper trained for 60,000 meta-steps.")
