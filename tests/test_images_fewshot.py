@@ -11,8 +11,10 @@ import torch
 
 from metanmt.cli import main
 from metanmt.errors import MetaNMTError
+from metanmt.fewshot import algorithms as fewshot_algorithms
 from metanmt.fewshot import published_defaults
 from metanmt.fewshot import run as fewshot_run
+from metanmt.fewshot.algorithms import build_algorithm
 from metanmt.fewshot.report import find_results, render
 from tests.test_images_miniimagenet import make_csv_layout
 from tests.test_images_omniglot import make_omniglot
@@ -145,6 +147,40 @@ def test_runs_on_the_device_it_is_given(fewshot, tmp_path, device):
         results = read(tmp_path / (device + algorithm))
         assert results["machine"]["device"].startswith(device) and results["meta_steps"] == 2
         assert 0 <= results["accuracy"] <= 100
+
+
+def test_a_step_that_cannot_be_recorded_falls_back_to_plain_steps_and_says_so(fewshot, tmp_path, monkeypatch):
+    """As on a GPU where recording fails (--cuda-graphs auto): a warning, then the plain steps of a run that
+    never tried, and results.json records that the steps were not replayed."""
+    common = ("--algorithm", "maml", "--meta-batch", "2", "--meta-steps", "3", "--eval-every", "3",
+              "--eval-inner-steps", "1")
+    assert fewshot("plain", *common) == 0
+
+    def unrecordable(*args):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    def half_recorded(learner, optimizer):
+        def step(episodes):
+            learner.accumulate_meta_gradients(episodes)  # gradients left behind by a capture broken mid-way
+            unrecordable()
+        return step
+
+    def graphs_on(cfg, model):
+        algo = build_algorithm(cfg, model)
+        algo.graphs = True  # what --cuda-graphs auto sets on a CUDA device
+        return algo
+    monkeypatch.setattr(fewshot_run, "build_algorithm", graphs_on)
+    monkeypatch.setattr(fewshot_algorithms, "GraphedMetaStep", half_recorded)
+    monkeypatch.setattr(fewshot_algorithms.MetaAlgorithm, "_graphed_accuracy", lambda self: unrecordable)
+    warning = r"CUDA graphs off: recording the step failed \(RuntimeError: operation not permitted"
+    with pytest.warns(UserWarning, match=warning):
+        assert fewshot("fallback", *common) == 0
+    plain, fallback = read(tmp_path / "plain"), read(tmp_path / "fallback")
+    assert (plain["timing"]["cuda_graphs"], fallback["timing"]["cuda_graphs"]) == (False, False)
+    assert (fallback["accuracy"], fallback["history"]) == (plain["accuracy"], plain["history"])
+    a, b = (torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)["model"]
+            for name in ("plain", "fallback"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_cuda_graphs_asked_for_off_cuda_are_an_error(fewshot, capsys):

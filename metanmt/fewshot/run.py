@@ -305,6 +305,8 @@ class _Run:
             "train_cpu_s_this_run": round(training["train_cpu_s"], 1),
             "meta_steps_this_run": steps,
             "meta_steps_per_s": round(steps / training["train_s"], 3) if steps else None,
+            # whether the steps were replayed from CUDA graphs to the end (false after a fallback)
+            "cuda_graphs": bool(getattr(self.algo, "graphs", False)),
             "sampler_episodes_per_s": round(sampling, 1),
             "test_s": round(test["test_s"], 1),
             "test_cpu_s": round(test["test_cpu_s"], 1),
