@@ -38,3 +38,9 @@ python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-st
 # 2026-11-28, the twenty-fourth sitting: continued again from 4,159, alone with two threads (README.md)
 python3 "$(dirname "$0")/head_scale.py" "$DATA" "$RUNS/finn_head0.072" --head-std 0.072 --meta-steps 8000 \
   --time-limit 128 --threads 2 --resume >> "$RUNS/finn_head0.072.log" 2>&1
+# 2026-11-28, the twenty-fifth sitting: the H200's checkpoint at 17,631 (benchmarks/omniglot/checkpoints/
+# maml_20w1s_finn_head.tgz as of commit 21a496b, unpacked into RUNS) continued on this CPU, alone with two
+# threads, as plain `--network finn` (the head's draw only matters at step 0); finn_head0.072_after_gpu/
+python3 -m metanmt fewshot --dataset omniglot --data-root "$DATA" --output-dir "$RUNS/maml_20w1s_finn_head" \
+  --algorithm maml --ways 20 --network finn --resume --threads 2 --time-limit 92 \
+  >> "$RUNS/maml_20w1s_finn_head.log" 2>&1
